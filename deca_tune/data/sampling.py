@@ -1,0 +1,66 @@
+"""Negative samplers: vectorised rejection sampling that never returns a user's training positive.
+
+A sampler proposes candidate items for many positives at once and re-draws, in rounds over the
+whole batch, only the candidates that hit one of the user's training positives.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from deca_tune.data.interactions import RecSplit
+from deca_tune.registry import Registry
+
+SAMPLERS: Registry = Registry("negative sampler")
+
+
+class NegativeSampler:
+    """Uniform over the items each user has not interacted with in training."""
+
+    max_rounds = 1000
+
+    def __init__(self, split: RecSplit) -> None:
+        self.n_users, self.n_items = split.n_users, split.n_items
+        # sorted keys user * n_items + item: membership tests by binary search, any data size
+        self._positive_keys = np.unique(split.train[:, 0] * split.n_items + split.train[:, 1])
+        n_pos = np.bincount(split.train[:, 0], minlength=split.n_users)
+        self._full_users = np.flatnonzero(n_pos >= split.n_items)
+        self._train_items = split.train[:, 1]
+
+    def is_positive(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        keys = users * self.n_items + items
+        idx = np.searchsorted(self._positive_keys, keys)
+        idx = np.minimum(idx, len(self._positive_keys) - 1)
+        return self._positive_keys[idx] == keys
+
+    def _propose(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        return rng.integers(0, self.n_items, size=n)
+
+    def sample(self, users: np.ndarray, ratio: int, rng: np.random.Generator) -> np.ndarray:
+        """``[len(users), ratio]`` negatives: item ids that are not training positives of that user."""
+        users = np.asarray(users, dtype=np.int64)
+        if len(self._full_users) and np.isin(users, self._full_users).any():
+            bad = users[np.isin(users, self._full_users)][0]
+            raise ValueError(f"user {bad} interacted with every item: no negative to sample")
+        flat_users = np.repeat(users, ratio)
+        items = self._propose(len(flat_users), rng)
+        todo = np.flatnonzero(self.is_positive(flat_users, items))
+        for _ in range(self.max_rounds):
+            if len(todo) == 0:
+                return items.reshape(len(users), ratio)
+            items[todo] = self._propose(len(todo), rng)
+            todo = todo[self.is_positive(flat_users[todo], items[todo])]
+        raise RuntimeError("negative sampling did not converge; a user has almost every item")
+
+
+@SAMPLERS.register("uniform")
+class UniformSampler(NegativeSampler):
+    """One uniformly random non-interacted item per draw (the paper's default)."""
+
+
+@SAMPLERS.register("popularity")
+class PopularitySampler(NegativeSampler):
+    """Items drawn with probability proportional to popularity (WBPR, Gantner et al. 2012):
+    the item of a uniformly random training interaction, rejecting the user's positives."""
+
+    def _propose(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        return self._train_items[rng.integers(0, len(self._train_items), size=n)]

@@ -1,0 +1,1 @@
+"""Evaluation metrics: full-ranking Recall/NDCG, noise-detection scores."""

@@ -1,0 +1,1 @@
+"""Model packages: ``rec`` (recommendation backbones) and ``vision`` (image classifiers)."""

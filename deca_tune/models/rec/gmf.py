@@ -1,0 +1,28 @@
+"""GMF (He et al. 2017): element-wise product of embeddings followed by a dense layer."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from deca_tune.models.rec import REC_BACKBONES
+from deca_tune.models.rec.base import RecBackbone, init_embedding
+
+
+@REC_BACKBONES.register("gmf")
+class GMF(RecBackbone):
+    def __init__(self, n_users: int, n_items: int, dim: int = 32) -> None:
+        super().__init__()
+        self.n_users, self.n_items = n_users, n_items
+        self.user = init_embedding(n_users, dim)
+        self.item = init_embedding(n_items, dim)
+        self.predict = nn.Linear(dim, 1)
+        nn.init.kaiming_uniform_(self.predict.weight, a=1, nonlinearity="sigmoid")
+        nn.init.zeros_(self.predict.bias)
+
+    def forward(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        return self.predict(self.user(users) * self.item(items)).squeeze(-1)
+
+    def score_all(self, users: torch.Tensor) -> torch.Tensor:
+        # (p_u * q_i) . w + b  ==  (p_u * w) . q_i + b, so one matrix product scores every item
+        weighted = self.user(users) * self.predict.weight.squeeze(0)
+        return weighted @ self.item.weight.T + self.predict.bias

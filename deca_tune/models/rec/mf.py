@@ -1,0 +1,22 @@
+"""MF: the inner product of user and item embeddings (the default auxiliary and noise model)."""
+from __future__ import annotations
+
+import torch
+
+from deca_tune.models.rec import REC_BACKBONES
+from deca_tune.models.rec.base import RecBackbone, init_embedding
+
+
+@REC_BACKBONES.register("mf")
+class MF(RecBackbone):
+    def __init__(self, n_users: int, n_items: int, dim: int = 32) -> None:
+        super().__init__()
+        self.n_users, self.n_items = n_users, n_items
+        self.user = init_embedding(n_users, dim)
+        self.item = init_embedding(n_items, dim)
+
+    def forward(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        return (self.user(users) * self.item(items)).sum(-1)
+
+    def score_all(self, users: torch.Tensor) -> torch.Tensor:
+        return self.user(users) @ self.item.weight.T
