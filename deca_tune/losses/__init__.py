@@ -1,0 +1,1 @@
+"""Loss functions: pure tensor functions, one module per family of equations."""
