@@ -1,6 +1,8 @@
 """User-item interaction structures built once from the training pairs (CSR rows, adjacency)."""
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import torch
 
@@ -37,4 +39,7 @@ def normalized_adjacency(train: np.ndarray, n_users: int, n_items: int) -> torch
     inv_sqrt = deg.pow(-0.5)
     inv_sqrt[deg == 0] = 0.0
     vals = inv_sqrt[rows] * inv_sqrt[cols]
-    return torch.sparse_coo_tensor(torch.stack([rows, cols]), vals, (n, n)).coalesce().to_sparse_csr()
+    coo = torch.sparse_coo_tensor(torch.stack([rows, cols]), vals, (n, n), check_invariants=True)
+    with warnings.catch_warnings():  # CSR is "beta" in torch; it is the fast layout for spmm
+        warnings.simplefilter("ignore", UserWarning)
+        return coo.coalesce().to_sparse_csr()

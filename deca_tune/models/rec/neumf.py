@@ -48,14 +48,19 @@ class NeuMF(RecBackbone):
                           self.user_mlp(users), self.item_mlp(items))
 
     def score_all(self, users: torch.Tensor) -> torch.Tensor:
+        # The first tower layer is linear in concat(u, i) = W_u u + W_i i + b: compute the user
+        # and item halves once and broadcast, instead of running it on every (user, item) pair.
+        first = self.mlp[1]
+        half = self.user_mlp.embedding_dim
+        item_part = self.item_mlp.weight @ first.weight[:, half:].T  # [n_items, width]
+        gmf_w, mlp_w = self.predict.weight[0, : self.user_gmf.embedding_dim], self.predict.weight[0, self.user_gmf.embedding_dim:]
+        gmf_scores = (self.user_gmf(users) * gmf_w) @ self.item_gmf.weight.T  # [B, n_items]
         chunk = max(1, self.max_pairs_per_chunk // self.n_items)
         out = []
-        for start in range(0, len(users), chunk):  # chunks of users, not a per-user loop
+        for start in range(0, len(users), chunk):  # chunks of users bound memory; not per user
             u = users[start:start + chunk]
-            b = len(u)
-            ug = self.user_gmf(u)[:, None, :].expand(b, self.n_items, -1)
-            um = self.user_mlp(u)[:, None, :].expand(b, self.n_items, -1)
-            ig = self.item_gmf.weight[None].expand(b, -1, -1)
-            im = self.item_mlp.weight[None].expand(b, -1, -1)
-            out.append(self._fuse(ug, ig, um, im))
-        return torch.cat(out)
+            user_part = self.user_mlp(u) @ first.weight[:, :half].T + first.bias  # [b, width]
+            hidden = torch.relu(user_part[:, None, :] + item_part[None, :, :])
+            tower = self.mlp[3:](hidden)  # [b, n_items, dim]
+            out.append(tower @ mlp_w)
+        return gmf_scores + torch.cat(out) + self.predict.bias

@@ -1,0 +1,28 @@
+# Two commands do all set-up on a fresh machine: `make run` (the default experiment) and
+# `make test` (the test suite). Both create .venv and install the project first, idempotently.
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: install run test bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: $(STAMP)
+	$(PY) -m deca_tune.search
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+bench: $(STAMP)
+	$(PY) -m deca_tune.bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,54 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from deca_tune.metrics.ranking import rank_metrics
+
+
+def fixed_scores(matrix):
+    table = torch.tensor(matrix, dtype=torch.float32)
+    return lambda users: table[users]
+
+
+def test_recall_and_ndcg_against_hand_computed_values():
+    # user 0 ranks items 0 > 1 > 2 > 3 > 4; item 0 is masked (seen in training).
+    # relevant: items 2 and 4 -> ranking after masking: 1, 2, 3, 4 -> hits at ranks 2 and 4.
+    # user 1 ranks 4 > 3 > 2 > 1 > 0; relevant: item 4 -> hit at rank 1.
+    scores = [[5, 4, 3, 2, 1], [1, 2, 3, 4, 5], [0, 0, 0, 0, 0]]
+    relevant = np.array([[0, 2], [0, 4], [1, 4]])
+    mask = np.array([[0, 0]])
+    res = rank_metrics(fixed_scores(scores), relevant, mask, n_users=3, n_items=5, ks=[1, 2, 3])
+    assert res["users"] == 2  # user 2 has no relevant item and is not averaged
+    # K=1: user0 top1 = item1 (miss); user1 top1 = item4 (hit)
+    assert res["recall@1"] == pytest.approx((0 + 1) / 2)
+    assert res["ndcg@1"] == pytest.approx((0 + 1) / 2)
+    # K=2: user0 top2 = 1, 2 -> 1 hit of 2 relevant; DCG = 1/log2(3); IDCG = 1 + 1/log2(3)
+    u0 = (1 / math.log2(3)) / (1 + 1 / math.log2(3))
+    assert res["recall@2"] == pytest.approx((0.5 + 1) / 2)
+    assert res["ndcg@2"] == pytest.approx((u0 + 1) / 2)
+    # K=3: user0 top3 = 1, 2, 3 -> same hits as K=2
+    assert res["recall@3"] == pytest.approx((0.5 + 1) / 2)
+    assert res["ndcg@3"] == pytest.approx((u0 + 1) / 2)
+
+
+def test_idcg_uses_min_of_relevant_and_k():
+    # one user, 3 relevant items all ranked at the top: NDCG@2 must be exactly 1
+    relevant = np.array([[0, 0], [0, 1], [0, 2]])
+    res = rank_metrics(fixed_scores([[9, 8, 7, 1, 0]]), relevant, np.zeros((0, 2), dtype=np.int64),
+                       n_users=1, n_items=5, ks=[2])
+    assert res["ndcg@2"] == pytest.approx(1.0)
+    assert res["recall@2"] == pytest.approx(2 / 3)
+
+
+def test_batching_over_users_does_not_change_results():
+    rng = np.random.default_rng(0)
+    scores = rng.random((50, 30)).tolist()
+    relevant = np.stack([rng.integers(0, 50, 200), rng.integers(0, 30, 200)], 1)
+    relevant = np.unique(relevant, axis=0)
+    mask = np.unique(np.stack([rng.integers(0, 50, 300), rng.integers(0, 30, 300)], 1), axis=0)
+    mask = mask[~(mask[:, None, :] == relevant[None]).all(-1).any(1)]
+    a = rank_metrics(fixed_scores(scores), relevant, mask, 50, 30, [5, 10], batch_users=7)
+    b = rank_metrics(fixed_scores(scores), relevant, mask, 50, 30, [5, 10], batch_users=1000)
+    assert a == pytest.approx(b)

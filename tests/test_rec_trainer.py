@@ -1,0 +1,76 @@
+import numpy as np
+import pytest
+import torch
+
+from deca_tune.training.rec_trainer import RecTrainer
+from tests.helpers_rec import tiny_split
+
+
+def make(split, **kw):
+    spec = {"backbone": "gmf", "max_epochs": 3, "batch_size": 32, "seed": 3, "lr": 0.01, **kw}
+    return RecTrainer(spec, split=split)
+
+
+def test_epoch_reports_the_contract_metrics():
+    t = make(tiny_split())
+    m = t.train_epoch()
+    for key in ("epoch", "loss", "loss/bce", "valid/ndcg@20", "valid/recall@5", "valid_clean/ndcg@20",
+                "test/ndcg@20", "test_clean/recall@20", "epoch_seconds"):
+        assert key in m, key
+    assert m["epoch"] == 1 and t.selection_metric == "valid/ndcg@20"
+    assert make(tiny_split(), protocol="paper").selection_metric == "valid_clean/ndcg@20"
+
+
+@pytest.mark.parametrize("backbone", ["gmf", "cdae"])
+def test_same_seed_same_numbers(backbone):
+    split = tiny_split()
+    a = [make(split, backbone=backbone).train_epoch() for _ in range(1)]
+    b = [make(split, backbone=backbone).train_epoch() for _ in range(1)]
+    keys = [k for k in a[0] if not k.endswith("seconds")]
+    assert [a[0][k] for k in keys] == [b[0][k] for k in keys]
+
+
+def test_resume_from_state_dict_is_bit_exact():
+    split = tiny_split()
+    full = make(split, backbone="cdae")
+    ref = [full.train_epoch() for _ in range(3)]
+    part = make(split, backbone="cdae")
+    part.train_epoch()
+    state = part.state_dict()
+    resumed = make(split, backbone="cdae")
+    resumed.load_state_dict(state)
+    rest = [resumed.train_epoch() for _ in range(2)]
+    for x, y in zip(ref[1:], rest):
+        assert x["loss"] == y["loss"] and x["valid/ndcg@20"] == y["valid/ndcg@20"]
+    assert resumed.finished
+
+
+def test_training_reduces_loss_and_fit_restores_best_epoch():
+    split = tiny_split()
+    t = make(split, max_epochs=6, lr=0.05)
+    history = []
+    while not t.finished:
+        history.append(t.train_epoch())
+    assert history[-1]["loss"] < history[0]["loss"]
+    best = max(history, key=lambda m: m["valid/ndcg@20"])
+    t2 = make(split, max_epochs=6, lr=0.05)
+    assert t2.fit()["epoch"] == best["epoch"]
+    restored = t2.evaluate()
+    assert restored["valid/ndcg@20"] == pytest.approx(best["valid/ndcg@20"])
+
+
+def test_early_stopping_with_patience():
+    t = make(tiny_split(), max_epochs=50, patience=2, lr=0.0)  # lr 0: never improves after epoch 1
+    t.fit()
+    assert t.stopped_early and t.epoch == 3
+
+
+def test_default_protocol_masks_validation_items_at_test_time():
+    split = tiny_split()
+    t = make(split)
+    mask = {tuple(p) for p in t._test_mask}
+    assert all(tuple(p) in mask for p in split.valid)
+    paper = make(split, protocol="paper")
+    pmask = {tuple(p) for p in paper._test_mask}
+    assert all(tuple(p) in pmask for p in split.valid_clean)
+    assert not all(tuple(p) in pmask for p in split.valid)
