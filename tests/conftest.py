@@ -1,0 +1,19 @@
+"""Shared pytest fixtures. Add new fixtures additively; keep this file small."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The offline copy of the real data sets: ``$DECA_TUNE_DATA`` or ``<repo>/../shared/data``."""
+    env = os.environ.get("DECA_TUNE_DATA")
+    root = Path(env).expanduser().resolve() if env else (REPO.parent / "shared" / "data").resolve()
+    if not root.is_dir():
+        pytest.skip(f"real data not found at {root} (set $DECA_TUNE_DATA to the shared data folder)")
+    return root
