@@ -37,7 +37,7 @@ class RecTrainer:
     contract in ``docs/architecture.md``."""
 
     def __init__(self, spec: dict[str, Any], split: RecSplit | None = None) -> None:
-        self.spec = make_spec("rec", **spec)
+        self.spec = make_spec("rec", **{k: v for k, v in spec.items() if k != "task"})
         s = self.spec
         self.device = resolve_device(s["device"])
         self.split = split if split is not None else load_rec_dataset(

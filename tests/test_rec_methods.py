@@ -1,0 +1,200 @@
+"""Denoising methods for recommendation (issue 3): every method x backbone trains; method specifics."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from deca_tune.data import load_rec_dataset
+from deca_tune.data.sampling import SAMPLERS
+from deca_tune.methods import REC_METHODS
+from deca_tune.methods.pretrained import pretrain_key
+from deca_tune.metrics.noise_detection import training_positive_scores
+from deca_tune.training.rec_trainer import RecTrainer
+
+METHODS = ["normal", "deca", "deca_p", "deca-dp", "deca-dn", "deca_p-dp", "deca_p-dn", "tce", "wbpr",
+           "ensemble"]
+BACKBONES = ["mf", "gmf", "neumf", "cdae", "lightgcn"]
+TINY = {"n_users": 40, "n_items": 30, "dim": 4, "like_rate": 0.2, "seed": 3}
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    return str(tmp_path_factory.mktemp("pretrained"))
+
+
+def tiny_spec(method: str, backbone: str, cache: str, **kw) -> dict:
+    return {"dataset": "synthetic", "dataset_options": TINY, "backbone": backbone, "method": method,
+            "max_epochs": 1, "batch_size": 64, "device": "cpu", "pretrain_cache": cache,
+            "drop_rate": 0.2, "num_gradual": 2, **kw}
+
+
+def test_all_methods_registered():
+    assert set(METHODS) <= set(REC_METHODS.names())
+
+
+@pytest.mark.parametrize("backbone", BACKBONES)
+@pytest.mark.parametrize("method", METHODS)
+def test_one_epoch_every_backbone(method, backbone, cache):
+    trainer = RecTrainer(tiny_spec(method, backbone, cache))
+    before = {k: v.clone() for k, v in trainer.method.f.state_dict().items()}
+    m = trainer.train_epoch()
+    assert np.isfinite(m["loss"]) and 0.0 <= m["valid/ndcg@20"] <= 1.0
+    changed = [not torch.equal(before[k], v) for k, v in trainer.method.f.state_dict().items()]
+    assert any(changed), "the target model did not move"
+    if method.startswith("deca"):
+        for key in ("deca/kl", "deca/h_mean", "deca/h_prime_mean"):
+            assert np.isfinite(m[key])
+        assert 0.0 <= m["deca/h_mean"] <= 1.0 and m["deca/kl"] >= 0.0
+    df = training_positive_scores(trainer.method, trainer.split)
+    assert len(df) == len(trainer.split.train) and df["probability"].between(0, 1).all()
+
+
+def _grads_after_one_step(method: str, step: int, cache: str) -> dict[str, bool]:
+    trainer = RecTrainer(tiny_spec(method, "gmf", cache))
+    mth = trainer.method
+    tr = trainer.split.train[:32]
+    users, pos = torch.as_tensor(tr[:, 0]), torch.as_tensor(tr[:, 1])
+    neg = torch.as_tensor(trainer.sampler.sample(tr[:, 0], 1, np.random.default_rng(0)))
+    mth.zero_grad(set_to_none=True)
+    loss, _ = mth.batch_loss(users, pos, neg, step)
+    loss.backward()
+    has = lambda mod: any(p.grad is not None and p.grad.abs().sum() > 0 for p in mod.parameters())  # noqa: E731
+    return {"f": has(mth.f), "g": has(mth.g), "h": has(mth.h), "h_prime": has(mth.h_prime)}
+
+
+def test_deca_alternates_dp_dn_and_g_learns():
+    assert _grads_after_one_step("deca", 0, "off") == {"f": True, "g": True, "h": True, "h_prime": False}
+    assert _grads_after_one_step("deca", 1, "off") == {"f": True, "g": True, "h": False, "h_prime": True}
+    # ablations: one sub-task on every step
+    assert _grads_after_one_step("deca-dn", 0, "off")["h_prime"] is True
+    assert _grads_after_one_step("deca-dp", 1, "off")["h"] is True
+
+
+def test_deca_g_follows_f_only_through_kl():
+    """With alpha = 1 the loss of g is KL(g||f) alone: zero when g equals f, so g gets no push."""
+    trainer = RecTrainer(tiny_spec("deca", "mf", "off", aux_backbone="mf"))
+    mth = trainer.method
+    mth.g.load_state_dict(mth.f.state_dict())
+    tr = trainer.split.train[:16]
+    neg = torch.as_tensor(trainer.sampler.sample(tr[:, 0], 1, np.random.default_rng(0)))
+    loss, _ = mth.batch_loss(torch.as_tensor(tr[:, 0]), torch.as_tensor(tr[:, 1]), neg, 0)
+    loss.backward()
+    assert all(p.grad.abs().max() < 1e-6 for p in mth.g.parameters())
+    assert any(p.grad.abs().max() > 1e-6 for p in mth.f.parameters())
+
+
+def test_l2_only_on_target(cache):
+    for method in ("deca", "deca_p"):
+        mth = RecTrainer(tiny_spec(method, "gmf", cache)).method
+        reg = {id(p) for p in mth.regularised_parameters()}
+        assert reg == {id(p) for p in mth.f.parameters()}
+
+
+def test_deca_p_prior_is_frozen_cached_and_seed_specific(tmp_path):
+    spec = tiny_spec("deca_p", "gmf", str(tmp_path))
+    first = RecTrainer(spec)
+    assert first.method.pretrain_info["cached"] is False
+    assert all(not p.requires_grad for p in first.method.g.parameters())
+    opt_params = {id(p) for group in first.optimizer.param_groups for p in group["params"]}
+    assert not opt_params & {id(p) for p in first.method.g.parameters()}
+    # the prior has its own seed: not the target's initialisation
+    assert first.method.pretrain_info["seed"] == spec.get("seed", 0) + 1000
+    first_metrics = first.train_epoch()
+
+    # a different C reuses f' from the cache, and training continues exactly as without the cache
+    again = RecTrainer({**spec, "C0": 5.0})
+    assert again.method.pretrain_info["cached"] is True
+    for a, b in zip(first.method.g.state_dict().values(), again.method.g.state_dict().values()):
+        assert torch.equal(a, b)
+    same = RecTrainer(spec)
+    assert same.method.pretrain_info["cached"] is True
+    assert same.train_epoch()["loss"] == first_metrics["loss"]
+    # another seed never reuses it
+    other = RecTrainer({**spec, "seed": 1})
+    assert other.method.pretrain_info["cached"] is False
+    split = load_rec_dataset("synthetic", **TINY)
+    full = {**first.spec}
+    assert pretrain_key(full, split)[1] != pretrain_key({**full, "seed": 1}, split)[1]
+    assert pretrain_key(full, split)[1] == pretrain_key({**full, "C1": 3.0, "alpha": 0.2}, split)[1]
+    assert pretrain_key(full, split)[1] != pretrain_key({**full, "lr": 0.01}, split)[1]
+
+
+def test_deca_p_prior_stays_in_eval_mode(cache):
+    trainer = RecTrainer(tiny_spec("deca_p", "cdae", cache))
+    trainer.method.train()
+    assert trainer.method.f.training and not trainer.method.g.training
+
+
+def test_clean_probability_definitions(cache):
+    split = load_rec_dataset("synthetic", **TINY)
+    u, i = torch.as_tensor(split.train[:10, 0]), torch.as_tensor(split.train[:10, 1])
+    deca = RecTrainer(tiny_spec("deca", "gmf", cache)).method
+    f, h, hp = (torch.sigmoid(m(u, i)) for m in (deca.f, deca.h, deca.h_prime))
+    assert torch.allclose(deca.clean_probability(u, i), hp * f / (hp * f + h * (1 - f)))
+    deca_p = RecTrainer(tiny_spec("deca_p", "gmf", cache)).method
+    assert torch.allclose(deca_p.clean_probability(u, i), torch.sigmoid(deca_p.f(u, i)))
+    assert RecTrainer(tiny_spec("normal", "gmf", cache)).method.clean_probability(u, i) is None
+
+
+def test_ensemble_scores_mean_probability(cache):
+    trainer = RecTrainer(tiny_spec("ensemble", "gmf", cache))
+    mth = trainer.method
+    users = torch.arange(5)
+    want = (torch.sigmoid(mth.f.score_all(users)) + torch.sigmoid(mth.member.score_all(users))) / 2
+    assert torch.allclose(mth.score_all(users), want)
+    # the twin is a different model (other seed), frozen
+    assert not torch.equal(mth.f.user.weight, mth.member.user.weight)
+    assert all(not p.requires_grad for p in mth.member.parameters())
+
+
+def test_tce_drop_schedule_and_truncation():
+    from deca_tune.losses.truncated_bce import truncated_bce
+
+    trainer = RecTrainer(tiny_spec("tce", "gmf", "off", drop_rate=0.3, num_gradual=10))
+    rates = [trainer.method.rate_at(s) for s in (0, 5, 10, 50)]
+    assert rates == pytest.approx([0.0, 0.15, 0.3, 0.3])
+    # positives with logits 3, -2, 0, 1 and one negative at 0: BCE = softplus(-z)
+    pos, neg = torch.tensor([3.0, -2.0, 0.0, 1.0]), torch.tensor([[0.0]] * 4)
+    sp = lambda z: np.log1p(np.exp(-z))  # noqa: E731
+    # drop 50% of 4 positives = the two largest losses (logits -2 and 0); keep 3, 1 and 4 negatives
+    loss, n_drop = truncated_bce(pos, neg, 0.5)
+    assert n_drop == 2
+    assert loss.item() == pytest.approx((sp(3.0) + sp(1.0) + 4 * np.log(2)) / 6, rel=1e-6)
+    loss0, _ = truncated_bce(pos, neg, 0.0)
+    assert loss0.item() == pytest.approx((sp(3.0) + sp(-2.0) + sp(0.0) + sp(1.0) + 4 * np.log(2)) / 8, rel=1e-6)
+
+
+def test_bpr_loss_by_hand():
+    from deca_tune.losses.bpr import bpr_loss
+
+    # -log sigmoid(2 - 0) and -log sigmoid(0 - 1), averaged
+    got = bpr_loss(torch.tensor([2.0, 0.0]), torch.tensor([[0.0], [1.0]])).item()
+    assert got == pytest.approx((np.log1p(np.exp(-2.0)) + np.log1p(np.exp(1.0))) / 2, rel=1e-6)
+
+
+def test_wbpr_uses_popularity_sampler():
+    assert REC_METHODS.get("wbpr").sampler == "popularity"
+
+
+def test_popularity_sampler_proportional_and_rejects_positives():
+    split = load_rec_dataset("synthetic", n_users=200, n_items=50, seed=1)
+    sampler = SAMPLERS.get("popularity")(split)
+    users = np.repeat(np.arange(split.n_users), 200)
+    neg = sampler.sample(users, 1, np.random.default_rng(0)).reshape(-1)
+    assert not sampler.is_positive(users, neg).any()
+    # vs. uniform: negatives of popular items are much more frequent under popularity sampling
+    pop = np.bincount(split.train[:, 1], minlength=split.n_items)
+    uni = SAMPLERS.get("uniform")(split).sample(users, 1, np.random.default_rng(0)).reshape(-1)
+    corr_pop = np.corrcoef(pop, np.bincount(neg, minlength=split.n_items))[0, 1]
+    corr_uni = np.corrcoef(pop, np.bincount(uni, minlength=split.n_items))[0, 1]
+    assert corr_pop > 0.8 and corr_pop > corr_uni + 0.3
+    again = sampler.sample(users, 1, np.random.default_rng(0)).reshape(-1)
+    assert np.array_equal(neg, again)
+
+
+def test_bad_hyperparameters_fail_clearly():
+    with pytest.raises(ValueError, match="alpha"):
+        RecTrainer(tiny_spec("deca", "mf", "off", alpha=2.0))
+    with pytest.raises(ValueError, match="drop_rate"):
+        RecTrainer(tiny_spec("tce", "mf", "off", drop_rate=1.5))
