@@ -1,0 +1,196 @@
+"""The report of one experiment folder: tables (Markdown, LaTeX, CSV, HTML) and figures (PNG).
+
+Layout of the output folder (default ``<experiment>/report``)::
+
+    report.md  report.html          # the whole report; the HTML embeds its figures
+    tables/<name>.{md,tex,csv}      # every table on its own (CSV: the tidy numbers)
+    figures/<name>.png              # every figure on its own
+
+Works on finished, partial and resumed experiments: a run-status table says which families
+have how many seeds and failed trials, and every table cell marks missing seeds.
+"""
+from __future__ import annotations
+
+import base64
+import datetime as _dt
+import html
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from analysis import figures as figs
+from analysis import noise_detection
+from analysis import tables as tabs
+from analysis.experiment import FAILED_STATUSES, GROUP_KEYS, Experiment, load_experiment
+
+FORMATS = ("md", "tex", "csv", "html")
+#: file-name patterns of exports found inside an experiment folder
+INTERPRETABILITY_GLOB = "*interpretab*.csv"
+SCORES_GLOB = "*clean_scores*.csv"
+
+
+@dataclass
+class Report:
+    """What :func:`build_report` wrote."""
+
+    out_dir: Path
+    tables: list[tabs.Table] = field(default_factory=list)
+    figures: list[Path] = field(default_factory=list)
+    files: list[Path] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def markdown(self) -> Path | None:
+        return next((p for p in self.files if p.name == "report.md"), None)
+
+    @property
+    def html(self) -> Path | None:
+        return next((p for p in self.files if p.name == "report.html"), None)
+
+
+def status_table(exp: Experiment) -> tabs.Table:
+    """Per run family: search trials (finished / failed) and seed runs (finished / planned)."""
+    groups = exp.groups()
+    records = []
+    expected = exp.n_expected_seeds
+    trials = exp.search_trials
+    runs = exp.seed_runs
+    usable = exp.usable_runs()
+    keys = [k for k in GROUP_KEYS + ("noise_rate", "h_backbone") if k in groups]
+    for rec in groups.to_dict("records"):
+        label = " / ".join(str(rec[k]) for k in keys
+                           if rec.get(k) is not None and not (isinstance(rec.get(k), float) and np.isnan(rec[k]))
+                           and not pd.isna(rec.get(k)))
+
+        def match(frame: pd.DataFrame) -> pd.DataFrame:
+            if frame.empty:
+                return frame
+            mask = np.ones(len(frame), dtype=bool)
+            for k in keys:
+                if k in frame and rec.get(k) is not None and not pd.isna(rec.get(k)):
+                    mask &= (frame[k].astype(str) == str(rec[k])).to_numpy()
+            return frame[mask]
+
+        t = match(trials)
+        failed = int(t["status"].fillna("").str.lower().isin(FAILED_STATUSES).sum()) if "status" in t else 0
+        done = usable.index.intersection(match(runs).index)
+        n_done = int(runs.loc[done, "seed"].nunique()) if len(done) else 0
+        seeds = f"{n_done}/{max(expected, n_done)}" if expected or n_done else "0"
+        for col, value in (("search trials", len(t)), ("failed trials", failed),
+                           ("seed runs finished", seeds),
+                           ("state", "complete" if expected and n_done >= expected else "incomplete")):
+            records.append({"block": "", "row": label, "column": col, "value": value})
+    data = pd.DataFrame(records, columns=["block", "row", "column", "value"])
+    return tabs.Table(name="run_status", caption="State of every run family of the experiment.",
+                      data=data, rows=list(dict.fromkeys(data["row"])),
+                      columns=["search trials", "failed trials", "seed runs finished", "state"],
+                      row_header="dataset / backbone / method")
+
+
+def _find_exports(root: Path, pattern: str, skip: Path) -> list[Path]:
+    return sorted(p for p in root.rglob(pattern) if skip not in p.parents)
+
+
+def build_report(experiment: str | Path, out_dir: str | Path | None = None,
+                 formats: Sequence[str] = FORMATS, split: str = "test_clean",
+                 interpretability: Iterable[str | Path] = (), scores: Iterable[str | Path] = (),
+                 data_root: str | None = None, dataset_table: bool = True) -> Report:
+    """Write the report of ``experiment`` into ``out_dir`` and return what was written."""
+    unknown = [f for f in formats if f not in FORMATS]
+    if unknown:
+        raise ValueError(f"unknown format(s) {', '.join(unknown)}; choose from {', '.join(FORMATS)}")
+    exp = load_experiment(experiment)
+    out = Path(out_dir) if out_dir else exp.root / "report"
+    out.mkdir(parents=True, exist_ok=True)
+    report = Report(out_dir=out, warnings=list(exp.warnings))
+
+    interp = list(interpretability) or _find_exports(exp.root, INTERPRETABILITY_GLOB, out)
+    score_files = list(scores) or _find_exports(exp.root, SCORES_GLOB, out)
+
+    report.tables = [status_table(exp)]
+    report.tables += tabs.all_tables(exp, split=split, data_root=data_root,
+                                     with_dataset_table=dataset_table)
+    report.tables += noise_detection.run_table(exp)
+    exported = noise_detection.export_table(list(interp) + list(score_files))
+    if exported is not None:
+        report.tables.append(exported)
+
+    report.figures = figs.all_figures(exp, out / "figures", split=split, interpretability=interp)
+
+    table_formats = [f for f in formats if f in ("md", "tex", "csv")]
+    for table in report.tables:
+        report.files += table.write(out / "tables", table_formats)
+    if "tex" in formats:
+        path = out / "tables.tex"
+        path.write_text("% requires \\usepackage{booktabs}\n" +
+                        "\n".join(t.to_latex() for t in report.tables))
+        report.files.append(path)
+    if "md" in formats:
+        path = out / "report.md"
+        path.write_text(_markdown(exp, report))
+        report.files.append(path)
+    if "html" in formats:
+        path = out / "report.html"
+        path.write_text(_html(exp, report))
+        report.files.append(path)
+    return report
+
+
+def _header_lines(exp: Experiment) -> list[str]:
+    m = exp.manifest if isinstance(exp.manifest, dict) else {}
+    lines = [f"Experiment folder: `{exp.root}`",
+             f"Report written: {_dt.datetime.now().isoformat(timespec='seconds')}"]
+    for key, label in (("command", "Command"), ("command_line", "Command"), ("git_commit", "Git commit"),
+                       ("git", "Git"), ("seeds", "Seeds")):
+        if key in m:
+            value = " ".join(m[key]) if isinstance(m[key], list) and key.startswith("command") else m[key]
+            lines.append(f"{label}: `{value}`")
+    lines.append(f"Seed runs: {len(exp.seed_runs)} rows; search trials: {len(exp.search_trials)}; "
+                 f"planned seeds per family: {exp.n_expected_seeds or 'unknown'}")
+    return lines
+
+
+def _markdown(exp: Experiment, report: Report) -> str:
+    parts = [f"# Report: {exp.root.name}", ""] + [f"- {l}" for l in _header_lines(exp)] + [""]
+    if report.warnings:
+        parts += ["## Warnings", ""] + [f"- {w}" for w in report.warnings] + [""]
+    parts += ["## Tables", "", "Cells: mean ± sample std over the seeds that finished; "
+              "`(n/N seeds)` marks a cell with fewer seeds than planned, `missing` one with none.", ""]
+    for table in report.tables:
+        parts += [table.to_markdown(), ""]
+    parts += ["## Figures", ""]
+    for path in report.figures:
+        rel = path.relative_to(report.out_dir)
+        parts += [f"### {path.stem}", "", f"![{path.stem}]({rel.as_posix()})", ""]
+    if not report.figures:
+        parts += ["No figures: the experiment has no curves, trials or exports yet.", ""]
+    return "\n".join(parts)
+
+
+_CSS = """body{font-family:sans-serif;max-width:1200px;margin:auto;padding:1em}
+table.result-table{border-collapse:collapse;margin:0.5em 0;font-size:0.9em}
+table.result-table td,table.result-table th{border-top:1px solid #ccc;padding:2px 8px;text-align:right}
+table.result-table th{text-align:left}ul.notes{font-size:0.85em;color:#555}
+img{max-width:100%;border:1px solid #eee;margin:0.5em 0}"""
+
+
+def _html(exp: Experiment, report: Report) -> str:
+    esc = html.escape
+    body = [f"<h1>Report: {esc(exp.root.name)}</h1><ul>"]
+    body += [f"<li>{esc(l)}</li>" for l in _header_lines(exp)] + ["</ul>"]
+    if report.warnings:
+        body += ["<h2>Warnings</h2><ul>"] + [f"<li>{esc(w)}</li>" for w in report.warnings] + ["</ul>"]
+    body += ["<h2>Tables</h2><p>Cells: mean ± sample std over the seeds that finished; "
+             "(n/N seeds) marks a cell with fewer seeds than planned, missing one with none.</p>"]
+    body += [t.to_html() for t in report.tables]
+    body += ["<h2>Figures</h2>"]
+    for path in report.figures:
+        data = base64.b64encode(path.read_bytes()).decode("ascii")
+        body += [f"<h3>{esc(path.stem)}</h3>",
+                 f"<img alt='{esc(path.stem)}' src='data:image/png;base64,{data}'>"]
+    return ("<!DOCTYPE html><html><head><meta charset='utf-8'>"
+            f"<title>Report: {esc(exp.root.name)}</title><style>{_CSS}</style></head><body>"
+            + "\n".join(body) + "</body></html>\n")

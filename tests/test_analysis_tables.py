@@ -1,0 +1,211 @@
+"""Tables from fabricated experiment folders: mean ± std, bold, the 5% star rule, missing seeds."""
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from analysis import tables as T
+from analysis.experiment import ExperimentError, load_experiment
+from helpers_analysis import rec_metrics, rec_runs, write_experiment
+
+# GMF block: column R@5 -> DeCA(p) beats the best baseline (T-CE 0.100) by 6% => bold + star;
+# R@20 -> DeCA beats Ensemble 0.200 by 4% => bold, no star; N@5 -> a baseline (WBPR) is best;
+# N@20 -> the ablation DeCA-DP is best denoising, +10% => star on DeCA-DP.
+MEANS = {
+    ("gmf", "normal"): rec_metrics(0.090, 0.190, 0.050, 0.100),
+    ("gmf", "wbpr"): rec_metrics(0.095, 0.180, 0.070, 0.098),
+    ("gmf", "tce"): rec_metrics(0.100, 0.195, 0.055, 0.099),
+    ("gmf", "ensemble"): rec_metrics(0.098, 0.200, 0.060, 0.095),
+    ("gmf", "deca"): rec_metrics(0.102, 0.208, 0.065, 0.105),
+    ("gmf", "deca_p"): rec_metrics(0.106, 0.205, 0.066, 0.106),
+    ("gmf", "deca-dp"): rec_metrics(0.080, 0.150, 0.040, 0.110),
+    ("neumf", "normal"): rec_metrics(0.110, 0.250, 0.070, 0.120),
+    ("neumf", "deca"): rec_metrics(0.120, 0.260, 0.075, 0.125),
+}
+
+
+def _cell(table: T.Table, block: str, row: str, column: str) -> pd.Series:
+    data = table.data
+    hit = data[(data["block"] == block) & (data["row"] == row) & (data["column"] == column)]
+    assert len(hit) == 1, (block, row, column)
+    return hit.iloc[0]
+
+
+@pytest.fixture()
+def exp(tmp_path):
+    runs = rec_runs(MEANS, drop={("neumf", "deca", 2)}, failed={("gmf", "wbpr", 1)})
+    manifest = {"seeds": [0, 1, 2], "datasets": ["ml-100k"], "backbones": ["gmf", "neumf"],
+                "methods": ["normal", "deca", "deca_p-dn"]}
+    return load_experiment(write_experiment(tmp_path / "exp", runs=runs, manifest=manifest))
+
+
+def test_format_cell_styles() -> None:
+    assert T.format_cell(0.0951, 0.0021, 2, 3) == "0.095 ± 0.002 (2/3 seeds)"
+    assert T.format_cell(0.0951, 0.0021, 3, 3, bold=True, star=True) == "**0.095 ± 0.002**\\*"
+    assert T.format_cell(0.0951, 0.0021, 3, 3, bold=True, star=True, style="tex") == \
+        "\\textbf{0.095 $\\pm$ 0.002}$^{*}$"
+    assert T.format_cell(0.0951, 0.0021, 3, 3, bold=True, style="html") == "<b>0.095 ± 0.002</b>"
+    assert T.format_cell(0.8472, 0.0047, 3, 3, percent=True) == "84.72 ± 0.47%"
+    assert T.format_cell(0.8472, 0.0047, 3, 3, percent=True, style="tex") == "84.72 $\\pm$ 0.47\\%"
+    assert T.format_cell(0.0951, float("nan"), 1, 3) == "0.095 (1/3 seeds)"  # no std from one seed
+    assert T.format_cell(float("nan"), float("nan"), 0, 3) == "missing (0/3 seeds)"
+
+
+def test_mean_std_and_marks(exp) -> None:
+    (table,) = T.performance_tables(exp)
+    assert table.name == "table2_ml-100k"
+    assert table.columns == ["R@5", "R@20", "N@5", "N@20"]
+    assert table.blocks == ["GMF", "NeuMF"]
+    cell = _cell(table, "GMF", "DeCA(p)", "R@5")
+    assert cell["mean"] == pytest.approx(0.106) and cell["std"] == pytest.approx(0.002)
+    assert cell["n"] == 3 and cell["bold"] and cell["star"]
+    # +4% over the best baseline: bold but no star
+    cell = _cell(table, "GMF", "DeCA", "R@20")
+    assert cell["bold"] and not cell["star"]
+    assert not _cell(table, "GMF", "Ensemble", "R@20")["bold"]
+    # a baseline is best: it is bold, no star anywhere in the column
+    assert _cell(table, "GMF", "WBPR", "N@5")["bold"]
+    assert not table.data[(table.data["block"] == "GMF") & (table.data["column"] == "N@5")]["star"].any()
+    # the ablation counts as a denoising result
+    cell = _cell(table, "GMF", "DeCA-DP", "N@20")
+    assert cell["bold"] and cell["star"]
+    assert _cell(table, "GMF", "DeCA-DP", "R@5")["mean"] == pytest.approx(0.080)
+    md = table.to_markdown()
+    assert "**0.106 ± 0.002**\\*" in md and "**0.208 ± 0.002** |" in md
+
+
+def test_missing_and_failed_seeds_are_marked_not_hidden(exp) -> None:
+    (table,) = T.performance_tables(exp)
+    # seed 2 of NeuMF/DeCA never ran: averaged over the two that did, and says so
+    cell = _cell(table, "NeuMF", "DeCA", "R@5")
+    assert cell["n"] == 2 and cell["expected"] == 3
+    assert cell["mean"] == pytest.approx((0.118 + 0.120) / 2)
+    # seed 1 of GMF/WBPR failed (status ERROR, NaN metrics): not counted, listed as failed
+    cell = _cell(table, "GMF", "WBPR", "R@5")
+    assert cell["n"] == 2 and cell["failed"] == "1" and cell["seeds"] == "0,2"
+    md = table.to_markdown()
+    assert "(2/3 seeds)" in md
+    assert "GMF / WBPR: 2/3 seeds finished (seeds 0,2; failed: seed 1)" in md
+    # planned in the manifest, never run: a row of "missing"
+    cell = _cell(table, "GMF", "DeCA(p)-DN", "R@5")
+    assert cell["n"] == 0
+    assert "| DeCA(p)-DN | missing (0/3 seeds) |" in md
+    # the missing family never wins bold
+    assert not table.data[table.data["n"] == 0]["bold"].any()
+
+
+def test_latex_and_csv(exp, tmp_path) -> None:
+    (table,) = T.performance_tables(exp)
+    tex = table.to_latex()
+    for token in ("\\toprule", "\\midrule", "\\bottomrule", "\\textbf{0.106 $\\pm$ 0.002}$^{*}$",
+                  "GMF & Normal", "\\caption{"):
+        assert token in tex
+    paths = table.write(tmp_path / "out", ["md", "tex", "csv"])
+    assert [p.suffix for p in paths] == [".md", ".tex", ".csv"]
+    back = pd.read_csv(paths[2])
+    row = back[(back["block"] == "GMF") & (back["row"] == "DeCA(p)") & (back["column"] == "R@5")]
+    assert row["mean"].iloc[0] == pytest.approx(0.106) and bool(row["star"].iloc[0])
+    with pytest.raises(ValueError, match="unknown table format"):
+        table.write(tmp_path / "out", ["pdf"])
+
+
+def test_electronics_uses_k10_k50_and_falls_back_with_a_note(tmp_path) -> None:
+    metrics = {f"test_clean/{m}@{k}": 0.1 for m in ("recall", "ndcg") for k in (10, 50)}
+    exp = load_experiment(write_experiment(tmp_path / "e", runs=rec_runs(
+        {("gmf", "normal"): metrics}, dataset="electronics")))
+    (table,) = T.performance_tables(exp)
+    assert table.columns == ["R@10", "R@50", "N@10", "N@50"] and not table.notes
+    metrics = {f"test_clean/{m}@{k}": 0.1 for m in ("recall", "ndcg") for k in (10, 20)}
+    exp = load_experiment(write_experiment(tmp_path / "f", runs=rec_runs(
+        {("gmf", "normal"): metrics}, dataset="electronics")))
+    (table,) = T.performance_tables(exp)
+    assert table.columns == ["R@10", "R@20", "N@10", "N@20"]
+    assert any("K = 50" in n for n in table.notes)
+
+
+def test_image_table_by_noise_rate(tmp_path) -> None:
+    runs = []
+    for rate, accs in ((0.2, {"normal": 0.86, "itlm": 0.88, "deca_p": 0.89}),
+                       (0.4, {"normal": 0.84, "itlm": 0.87, "deca_p": 0.86})):
+        for method, acc in accs.items():
+            for seed, off in zip((0, 1, 2), (-1, 0, 1)):
+                if (rate, method, seed) == (0.4, "itlm", 2):
+                    continue
+                runs.append({"dataset": "fashion-mnist", "backbone": "resnet32", "method": method,
+                             "seed": seed, "task": "image", "noise_rate": rate,
+                             "test_clean/accuracy": acc + off * 0.001})
+    exp = load_experiment(write_experiment(tmp_path / "img", runs=runs, manifest={"seeds": 3}))
+    assert exp.task_of("fashion-mnist") == "image"
+    assert T.performance_tables(exp) == []
+    (table,) = T.image_tables(exp)
+    assert table.columns == ["20%", "40%"] and table.rows == ["Normal", "ITLM", "DeCA(p)"]
+    assert _cell(table, "ResNet-32", "DeCA(p)", "20%")["bold"]
+    assert _cell(table, "ResNet-32", "ITLM", "40%")["bold"]
+    md = table.to_markdown()
+    assert "**89.00 ± 0.10%**" in md and "86.95 ± 0.07% (2/3 seeds)" in md.replace("**", "")
+
+
+def test_ablation_and_h_model_tables(tmp_path) -> None:
+    means = {("gmf", m): rec_metrics(0.07, 0.24, 0.05, 0.10 + i / 1000)
+             for i, m in enumerate(("normal", "deca", "deca-dp", "deca-dn", "deca_p", "deca_p-dp"))}
+    runs = rec_runs(means, dataset="modcloth")
+    runs += rec_runs({("gmf", "deca"): rec_metrics(0.074, 0.245, 0.051, 0.099)}, dataset="modcloth",
+                     extra={"config/h_backbone": "gmf"})
+    exp = load_experiment(write_experiment(tmp_path / "abl", runs=runs))
+    (t2,) = T.performance_tables(exp)
+    # the h = GMF variant is Table 6 material, not a second "DeCA" row in Table 2
+    assert _cell(t2, "GMF", "DeCA", "R@5")["mean"] == pytest.approx(0.07)
+    (t5,) = T.ablation_tables(exp)
+    assert t5.rows == ["DeCA-DP", "DeCA-DN", "DeCA", "DeCA(p)-DP", "DeCA(p)"]
+    # bold within each family: DeCA-DN best of deca*, DeCA(p)-DP best of deca_p*
+    assert _cell(t5, "GMF", "DeCA-DN", "N@20")["bold"]
+    assert _cell(t5, "GMF", "DeCA(p)-DP", "N@20")["bold"]
+    assert not _cell(t5, "GMF", "DeCA", "N@20")["bold"]
+    (t6,) = T.h_model_tables(exp)
+    assert t6.rows[:3] == ["Normal", "DeCA (h, h' = MF)", "DeCA (h, h' = GMF)"]
+    assert _cell(t6, "GMF", "DeCA (h, h' = GMF)", "R@5")["mean"] == pytest.approx(0.074)
+    assert _cell(t6, "GMF", "DeCA (h, h' = GMF)", "R@5")["bold"]
+
+
+def test_ablation_table_only_when_ablations_exist(exp, tmp_path) -> None:
+    (t5,) = T.ablation_tables(exp)  # the fixture has deca-dp runs and plans deca_p-dn
+    assert t5.rows == ["DeCA-DP", "DeCA", "DeCA(p)-DN", "DeCA(p)"]
+    plain = load_experiment(write_experiment(tmp_path / "plain", runs=rec_runs(
+        {("gmf", "normal"): MEANS[("gmf", "normal")], ("gmf", "deca"): MEANS[("gmf", "deca")]})))
+    assert T.ablation_tables(plain) == []
+    assert T.h_model_tables(plain) == []
+
+
+def test_dataset_table(tmp_path) -> None:
+    def stats(name, root):
+        if name == "broken":
+            raise FileNotFoundError("u.data not found")
+        return {"users": 943, "items": 1682, "interactions": 100000, "sparsity": 0.93695,
+                "train": 80000, "valid": 10000, "test": 10000, "valid_clean": 2000, "test_clean": 2100}
+
+    table = T.dataset_table(["ml-100k", "broken"], stats_of=stats)
+    md = table.to_markdown()
+    assert "| MovieLens-100K | 943 | 1,682 | 100,000 | 0.93695 |" in md
+    assert any("broken" in n and "u.data not found" in n for n in table.notes)
+
+
+def test_real_dataset_table(shared_data) -> None:
+    table = T.dataset_table(["ml-100k"], data_root=str(shared_data))
+    assert not table.notes
+    users = table.data[table.data["column"] == "# Users"]["value"].iloc[0]
+    train = table.data[table.data["column"] == "# Train"]["value"].iloc[0]
+    assert users == 943 and train == 79619
+
+
+def test_bad_experiment_folder(tmp_path) -> None:
+    with pytest.raises(ExperimentError, match="does not exist"):
+        load_experiment(tmp_path / "nope")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ExperimentError, match="not an experiment folder"):
+        load_experiment(tmp_path / "empty")
+    root = write_experiment(tmp_path / "bad", runs=[{"dataset": "x", "seed": 0}])
+    with pytest.raises(ExperimentError, match="seed_runs.csv: missing column"):
+        load_experiment(root)
+    (root / "manifest.json").write_text("{oops")
+    with pytest.raises(ExperimentError, match="manifest.json: invalid JSON at line 1"):
+        load_experiment(root)
