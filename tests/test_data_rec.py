@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 import os
 import subprocess
 import sys
@@ -12,6 +13,7 @@ import pandas as pd
 import pytest
 
 from deca_tune.data import REC_DATASETS, UnknownOptionError, load_rec_dataset
+from deca_tune.data import __main__ as data_cli
 from deca_tune.data.download import DataUnavailableError
 from deca_tune.data.readers import MalformedFileError, read_table
 from deca_tune.registry import UnknownNameError
@@ -224,17 +226,20 @@ def test_describe_cli(shared_data):
                           "sparsity"}
 
 
-def test_describe_cli_errors(tmp_path):
+def test_describe_cli_errors(tmp_path, monkeypatch, capsys):
     out = _run_cli("describe", "nope")
     assert out.returncode == 2 and "ml-100k" in out.stderr and "synthetic" in out.stderr
-    out = _run_cli("describe", "ml-100k", "--no-download", env_root=str(tmp_path))
-    assert out.returncode == 1
-    assert "https://files.grouplens.org/datasets/movielens/ml-100k.zip" in out.stderr
-    assert str(tmp_path / "ml-100k" / "u.data") in out.stderr
-    out = _run_cli("describe", "synthetic", "--option", "n_users=40", "--option", "n_items=30",
-                   "--option", "seed=3")
-    assert out.returncode == 0, out.stderr
-    assert json.loads(out.stdout)["users"] == 40
+    # the other paths in-process (a subprocess costs seconds on a loaded machine)
+    monkeypatch.setenv("DECA_TUNE_DATA", str(tmp_path))
+    assert data_cli.main(["describe", "ml-100k", "--no-download"]) == 1
+    err = capsys.readouterr().err
+    assert "https://files.grouplens.org/datasets/movielens/ml-100k.zip" in err
+    assert str(tmp_path / "ml-100k" / "u.data") in err
+    assert data_cli.main(["describe", "synthetic", "--option", "n_users=40", "--option",
+                          "n_items=30", "--option", "seed=3"]) == 0
+    assert json.loads(capsys.readouterr().out)["users"] == 40
+    assert data_cli.main(["describe", "synthetic", "--option", "users=40"]) == 2
+    assert "n_users" in capsys.readouterr().err
 
 
 # ---------------------------------------------------------------- synthetic
@@ -271,3 +276,166 @@ def test_synthetic_noise_rate_zero_and_cache():
     assert load_rec_dataset("synthetic", n_users=50, n_items=40, noise_rate=0.0,
                             missing_rate=0.0) is s
     assert load_rec_dataset("synthetic", n_users=50, n_items=40, noise_rate=0.1) is not s
+
+
+# ---------------------------------------------------------------- loaders on tiny files
+
+MARKETBIAS_HEADER = "item_id,user_id,rating,timestamp,size,fit,user_attr,model_attr,category,brand,year,split\n"
+
+
+def _marketbias_file(root: Path, name: str, n_users: int = 30, n_items: int = 12) -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    rows = []
+    for u in range(n_users):
+        for i in rng.choice(n_items, size=6, replace=False):
+            rows.append((f"i{i}", f"u{u}", int(rng.integers(1, 6)),
+                         f"2012-0{1 + u % 9}-1{i % 10} 08:00:00+00:00"))
+    df = pd.DataFrame(rows, columns=["item_id", "user_id", "rating", "timestamp"])
+    folder = root / "marketbias"
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / f"df_{name}.csv", "w") as fh:
+        fh.write(MARKETBIAS_HEADER)
+        for r in df.itertuples(index=False):
+            fh.write(f'{r.item_id},{r.user_id},{r.rating},{r.timestamp},"M, tall",Fit,Small,'
+                     f'Small,Dresses,"Brand, Inc",2012,0\n')
+        fh.write('i0,,5,2012-01-01 08:00:00+00:00,M,Fit,Small,Small,Dresses,B,2012,0\n')  # no user
+        fh.write(f"i1,u0,4,2019-01-01 08:00:00+00:00,M,Fit,Small,Small,Dresses,B,2019,0\n")
+    return df
+
+
+@pytest.mark.parametrize("name", ["modcloth", "electronics"])
+def test_marketbias_tiny(tmp_path, name):
+    raw = _marketbias_file(tmp_path, name)
+    s0 = load_rec_dataset(name, data_root=str(tmp_path), download=False, seed=0)
+    s1 = load_rec_dataset(name, data_root=str(tmp_path), download=False, seed=1)
+    assert s0.meta["dropped_missing_id"] == 1
+    dup = int((raw["item_id"].eq("i1") & raw["user_id"].eq("u0")).any())
+    assert s0.meta["dropped_duplicates"] == dup
+    n = len(raw) + 1 - dup  # + the extra (u0, i1) row, - its duplicate
+    kept = len(s0.train) + len(s0.valid) + len(s0.test)
+    dropped = s0.meta["dropped_unseen_item_valid"] + s0.meta["dropped_unseen_item_test"]
+    assert len(s0.train) == int(0.8 * n) and kept + dropped == n
+    assert np.isin(np.r_[s0.valid[:, 1], s0.test[:, 1]], s0.train[:, 1]).all()
+    assert not np.array_equal(s0.train, s1.train)  # the seed changes the random split
+    ratings = raw.assign(user=raw["user_id"], item=raw["item_id"])
+    users, items = s0.meta["original_user_ids"], s0.meta["original_item_ids"]
+    clean = pd.DataFrame({"user": users[s0.test_clean[:, 0]], "item": items[s0.test_clean[:, 1]]})
+    merged = clean.merge(ratings.drop_duplicates(["user", "item"], keep="last"), on=["user", "item"])
+    assert len(merged) == len(clean) and (merged["rating"] == 5).all()
+    assert s0.ks == {"modcloth": (5, 20), "electronics": (10, 20, 50)}[name]
+
+
+def test_marketbias_missing_names_url(tmp_path):
+    with pytest.raises(DataUnavailableError) as info:
+        load_rec_dataset("modcloth", data_root=str(tmp_path), download=False)
+    assert "https://raw.githubusercontent.com/MengtingWan/marketBias/master/data/df_modcloth.csv" \
+        in str(info.value)
+    assert str(tmp_path / "marketbias" / "df_modcloth.csv") in str(info.value)
+
+
+def _adressa_files(root: Path, ncf_test: bool, with_noisy: bool) -> Path:
+    folder = root / "adressa"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(1)
+    train = [(u, i, int(rng.integers(0, 2))) for u in range(20) for i in rng.choice(15, 5, replace=False)]
+    (folder / "adressa.train.rating").write_text("".join(f"{u}\t{i}\t{f}\n" for u, i, f in train))
+    valid = [(u, 15 + u % 3, u % 2) for u in range(20)]
+    (folder / "adressa.valid.rating").write_text("".join(f"{u}\t{i}\t{f}\n" for u, i, f in valid))
+    test = [(u, 18 + u % 2, 1 if u % 3 else 0) for u in range(22)]  # users 20, 21: test only
+    clean = [(u, i) for u, i, f in test if f]
+    if ncf_test:
+        text = "".join(f"({u},{i})\t3\t4\t5\n" for u, i in clean)
+    else:
+        text = "".join(f"{u}\t{i}\t1\r\n" for u, i in clean)
+    (folder / "adressa.test.negative").write_text(text)
+    if with_noisy:
+        (folder / "adressa.test.noisy").write_text("".join(f"{u}\t{i}\t{f}\n" for u, i, f in test))
+    return folder
+
+
+@pytest.mark.parametrize("ncf_test,with_noisy", [(False, True), (True, False)])
+def test_adressa_tiny(tmp_path, ncf_test, with_noisy):
+    folder = _adressa_files(tmp_path, ncf_test, with_noisy)
+    s = REC_DATASETS.get("adressa")(tmp_path, download=False)
+    train = pd.read_csv(folder / "adressa.train.rating", sep="\t", header=None)
+    assert len(s.train) == 100 and np.array_equal(s.train_noisy, train[2].to_numpy() == 0)
+    # max id + 1 over the files: user 21 only clicks in test.noisy (its test click is short)
+    assert (s.n_users, s.n_items) == (22 if with_noisy else 21, 20)
+    assert len(s.valid) == 20 and len(s.valid_clean) == 10
+    n_clean = sum(1 for u in range(22) if u % 3)
+    assert len(s.test_clean) == n_clean
+    assert len(s.test) == (22 if with_noisy else n_clean)
+    assert not s.valid_in_test and s.ks == (5, 20)
+
+
+def test_adressa_bad_ncf_line(tmp_path):
+    folder = _adressa_files(tmp_path, ncf_test=True, with_noisy=False)
+    path = folder / "adressa.test.negative"
+    lines = path.read_text().splitlines(keepends=True)
+    lines[2] = "(3;4)\t1\t2\n"
+    path.write_text("".join(lines))
+    with pytest.raises(MalformedFileError, match=rf"{path}, line 3: expected '\(user,item\)'"):
+        REC_DATASETS.get("adressa")(tmp_path, download=False)
+
+
+def _ratings_csv(tmp_path: Path) -> Path:
+    path = tmp_path / "my ratings.csv"
+    rows = ["uid;movie;stars;when"]
+    for u in range(12):
+        for k in range(10):
+            rows.append(f"user{u};m{(u + 3 * k) % 17};{1 + (u + k) % 5};2020-01-{1 + k:02d}T10:00:00")
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+def test_csv_chrono_and_clean_rule(tmp_path):
+    path = _ratings_csv(tmp_path)
+    s = load_rec_dataset("csv", data_root=str(tmp_path), path=str(path), sep=";", user_col="uid",
+                         item_col="movie", rating_col="stars", time_col="when", clean="stars>=4",
+                         split="chrono", ks="5,10")
+    assert s.n_users == 12 and len(s.train) == 12 * 8 and s.ks == (5, 10)
+    raw = pd.read_csv(path, sep=";")
+    users, items = s.meta["original_user_ids"], s.meta["original_item_ids"]
+    def rows(pairs):
+        df = pd.DataFrame({"uid": users[pairs[:, 0]], "movie": items[pairs[:, 1]]})
+        return df.merge(raw, on=["uid", "movie"])
+    assert (pd.to_datetime(rows(s.train)["when"]).dt.day <= 8).all()  # first 8 of 10 by time
+    held = pd.concat([rows(s.valid), rows(s.test)])
+    assert (pd.to_datetime(held["when"]).dt.day >= 9).all()
+    assert (rows(s.test_clean)["stars"] >= 4).all() and (rows(s.valid_clean)["stars"] >= 4).all()
+    assert (rows(s.test)["stars"] >= 4).sum() == len(s.test_clean)
+
+
+def test_csv_random_split_headerless_tab(tmp_path):
+    path = tmp_path / "r.tsv"
+    path.write_text("".join(f"{u}\t{i}\t{(u * i) % 5 + 1}\n" for u in range(10) for i in range(8)))
+    s = REC_DATASETS.get("csv")(tmp_path, True, path="r.tsv", sep="\\t", header=False,
+                                user_col="0", item_col="1", rating_col="2", clean="2==5", seed=3)
+    assert len(s.train) == 64 and len(s.train) + len(s.valid) + len(s.test) + \
+        s.meta["dropped_unseen_item_valid"] + s.meta["dropped_unseen_item_test"] == 80
+
+
+def test_csv_bad_inputs(tmp_path):
+    path = _ratings_csv(tmp_path)
+    base = dict(path=str(path), sep=";", user_col="uid", item_col="movie", rating_col="stars")
+    csv_loader = REC_DATASETS.get("csv")
+    for rule in ("stars=>4", "stars>=four", "stars >= 4 and 5", "import os"):
+        with pytest.raises(ValueError, match=re.escape(repr(rule))):
+            csv_loader(tmp_path, False, **base, clean=rule)
+    with pytest.raises(MalformedFileError, match="no column.*'score'.*clean rule"):
+        csv_loader(tmp_path, False, **base, clean="score>=4")
+    with pytest.raises(MalformedFileError, match="no column.*'rating'.*uid, movie, stars, when"):
+        csv_loader(tmp_path, False, **{**base, "rating_col": "rating"}, clean="stars>=4")
+    with pytest.raises(ValueError, match="chrono.*time_col"):
+        csv_loader(tmp_path, False, **base, clean="stars>=4", split="chrono")
+    lines = path.read_text().splitlines()
+    lines[5] = "user0;m1;five;2020-01-01"
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(MalformedFileError, match=rf"{re.escape(str(path))}, line 6: column 'stars'"):
+        csv_loader(tmp_path, False, **base, clean="stars>=4")
+    lines[5] = "user0;m1;5;not a date"
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(MalformedFileError, match=rf"line 6: time column 'when'"):
+        csv_loader(tmp_path, False, **base, clean="stars>=4", time_col="when")
+    with pytest.raises(DataUnavailableError, match="nope.csv"):
+        csv_loader(tmp_path, False, path="nope.csv")

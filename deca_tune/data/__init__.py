@@ -69,5 +69,6 @@ def clear_cache() -> None:
 _resolve_root = data_root  # the module-level name ``data_root`` is shadowed by the argument
 
 # loaders register themselves on import (one line per module)
-from deca_tune.data import movielens, deca_splits, synthetic  # noqa: E402,F401
+from deca_tune.data import (  # noqa: E402,F401
+    adressa, custom_csv, deca_splits, marketbias, movielens, synthetic)
 from deca_tune.data import images  # noqa: E402,F401  (image data sets: IMAGE_DATASETS)

@@ -103,7 +103,7 @@ def _check_kinds(df: pd.DataFrame, kinds: Mapping[str, Kind]) -> tuple[pd.DataFr
             bad |= ~ok
             out[name] = num
         elif kind == "id":
-            missing = col.isna().to_numpy()
+            missing = col.isna().to_numpy(dtype=bool).copy()
             if not is_numeric_dtype(col):
                 missing |= (col.astype(str).str.strip() == "").to_numpy(dtype=bool)
             bad |= missing
@@ -150,13 +150,13 @@ def read_table(path: str | Path, names: list[str], *, sep: str = "\t",
                 raise _fail(path, locate(), f"expected {len(names)} fields per line, "
                                             f"found {df.shape[1]}")
             df.columns = names
+    except pd.errors.EmptyDataError:  # (a ValueError: must come first)
+        return pd.DataFrame({n: pd.Series(dtype=np.int64 if kinds.get(n) == "int" else object)
+                             for n in names})
     except (pd.errors.ParserError, ValueError, UnicodeDecodeError) as exc:
         if isinstance(exc, MalformedFileError):
             raise
         raise _fail(path, locate(), f"cannot parse ({exc})") from None
-    except pd.errors.EmptyDataError:
-        return pd.DataFrame({n: pd.Series(dtype=np.int64 if kinds.get(n) == "int" else object)
-                             for n in names})
     df, first = _check_kinds(df, kinds)
     if first is not None:
         raise _fail(path, locate(first), f"row {first + 1} is malformed")
@@ -164,40 +164,57 @@ def read_table(path: str | Path, names: list[str], *, sep: str = "\t",
 
 
 def read_csv_columns(path: str | Path, kinds: Mapping[str, Kind], *, sep: str = ",",
+                     header: bool = True,
                      missing_ids: Literal["error", "drop"] = "error") -> tuple[pd.DataFrame, int]:
-    """Read the named columns of a delimited file that has a header line.
+    """Read the named columns of a delimited file (quoted fields allowed).
 
-    Returns the frame and the number of rows dropped for a missing id (``missing_ids="drop"``).
-    Missing columns raise an error that lists the columns the file has.
+    With ``header`` the names in ``kinds`` are header names; without, they are 0-based field
+    positions written as strings (``"0"``, ``"2"``). Returns the frame and the number of rows
+    dropped for a missing id (``missing_ids="drop"``). A column the file lacks raises an error
+    that lists the columns it has.
     """
     path = Path(path)
     try:
-        head = pd.read_csv(path, sep=sep, nrows=0, engine="c")
+        head = pd.read_csv(path, sep=sep, nrows=1 if not header else 0, engine="python" if len(sep) > 1 else "c",
+                           header=0 if header else None)
     except pd.errors.EmptyDataError:
-        raise MalformedFileError(f"{path}: the file is empty (expected a header line)") from None
+        raise MalformedFileError(f"{path}: the file is empty") from None
+    except (pd.errors.ParserError, ValueError, UnicodeDecodeError) as exc:
+        raise MalformedFileError(f"{path}, line 1: cannot parse ({exc})") from None
     columns = [str(c) for c in head.columns]
     missing = [c for c in kinds if c not in columns]
     if missing:
+        what = "in the header" if header else "(fields are numbered from 0)"
         raise MalformedFileError(f"{path}, line 1: no column(s) {', '.join(map(repr, missing))} "
-                                 f"in the header; the file has: {', '.join(columns)}")
+                                 f"{what}; the file has: {', '.join(columns)}")
     spec = [(columns.index(n), n, k) for n, k in kinds.items()]
-    locate = lambda start=0: locate_bad_line(path, sep, spec, header=True, start_row=start)  # noqa: E731
+    locate = lambda start=0: locate_bad_line(path, sep, spec, header=header, start_row=start)  # noqa: E731
+    usecols = [columns.index(n) for n in kinds]
     try:
-        df = pd.read_csv(path, sep=sep, usecols=list(kinds), engine="c",
-                         dtype={n: str for n, k in kinds.items() if k in ("id", "str")},
-                         keep_default_na=True)
+        df = pd.read_csv(path, sep=sep, header=0 if header else None, usecols=usecols,
+                         engine="python" if len(sep) > 1 else "c",
+                         dtype={columns.index(n): str for n, k in kinds.items() if k in ("id", "str")})
     except (pd.errors.ParserError, ValueError, UnicodeDecodeError) as exc:
         raise _fail(path, locate(), f"cannot parse ({exc})") from None
+    df.columns = [columns[i] for i in sorted(usecols)]
+    df = df[list(kinds)]
     dropped = 0
-    if missing_ids == "drop":
-        ids = [n for n, k in kinds.items() if k == "id"]
-        keep = df[ids].notna().all(axis=1) & (df[ids].apply(lambda c: c.str.strip() != "")).all(axis=1)
+    ids = [n for n, k in kinds.items() if k == "id"]
+    if missing_ids == "drop" and ids:
+        empty = df[ids].isna().to_numpy() | (df[ids].astype(str).apply(lambda c: c.str.strip()) == "").to_numpy()
+        keep = ~empty.any(axis=1)
         dropped = int((~keep).sum())
-        df = df[keep.to_numpy()].reset_index(drop=True)
+        df = df[keep].reset_index(drop=True)
     df, first = _check_kinds(df, kinds)
     if first is not None:
         if dropped:  # row numbers shifted by the drop: search from the top, ids may be empty
             no_ids = [(i, n, k) for i, n, k in spec if k != "id"]
-            raise _fail(path, locate_bad_line(path, sep, no_ids, header=True), "a row is malformed")
+            raise _fail(path, locate_bad_line(path, sep, no_ids, header=header), "a row is malformed")
         raise _fail(path, locate(first), f"row {first + 1} is malformed")
     return df, dropped
+
+
+def line_of_row(path: str | Path, row: int, *, sep: str = ",", header: bool = True) -> int:
+    """1-based line number of data row ``row`` (0-based, blank lines skipped) - for messages."""
+    found = locate_bad_line(Path(path), sep, [], header=header, start_row=row, min_fields=10**9)
+    return found[0] if found else -1
