@@ -24,6 +24,11 @@ Modcloth (no ``valid.noisy`` file)
   - ``test.noisy``: 9,989, disjoint from validation -> ``test`` (``valid_in_test=False``)
   - ``test.negative``: 5,433 = the rating-5 rows of ``test.noisy`` -> ``test_clean``
 
+Evaluation quirk: the authors' code masks every ``valid.rating`` item when ranking for the test
+sets. ``RecSplit.test_mask("paper")`` masks ``valid_clean``, which is exactly ``valid.rating``
+for ML-100K; for Modcloth ``valid.rating`` is the whole ``valid`` set, which the default
+protocol already masks (``meta["paper_masks"]`` names the split the authors masked).
+
 Option ``disjoint_test=True`` removes the validation rows from the ML-100K test sets (a protocol
 that does not score validation items as test items); the default keeps the files as published.
 """
@@ -132,7 +137,8 @@ def load_deca_split(dataset: str, root: Path, download: bool = True, verify: boo
         meta={"source": f"https://github.com/wangyu-ustc/DeCA/tree/HEAD/data/{dataset}",
               "files": {str(p): SHA256[dataset][part] if verify else None
                         for part, p in paths.items()},
-              "disjoint_test": disjoint_test},
+              "disjoint_test": disjoint_test,
+              "paper_masks": "valid_clean" if dataset == "ml-100k" else "valid"},
     )
 
 

@@ -15,6 +15,8 @@ Generative story (all vectorised over the ``n_users x n_items`` matrix):
 4. Clicks get random times and are split per user chronologically 8:1:1. ``train_noisy`` marks
    the training rows that are noisy positives; ``valid_clean``/``test_clean`` are the liked
    held-out clicks; held-out rows whose item never occurs in train are dropped.
+   ``train_rating`` is 1 for a liked click and 0 for a noise click; ``meta["valid_noisy"]`` /
+   ``meta["test_noisy"]`` flag the held-out rows and ``meta["liked_pairs"]`` lists every liked pair.
 
 Ids are the generated ones (no re-indexing), so ``meta`` pairs index the same users/items.
 """
