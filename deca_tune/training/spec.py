@@ -18,7 +18,13 @@ FAMILY_DEFAULTS: dict[str, dict[str, Any]] = {
     "image": {"dataset": "fashion-mnist", "backbone": "convnet", "method": "normal",
               "max_epochs": 20, "lr": 0.01, "batch_size": 100, "noise_rate": 0.4,
               "noise_type": "symmetric", "optimizer": "sgd", "schedule": "cosine",
-              "weight_decay": 5e-4},
+              "weight_decay": 5e-4,
+              # image trainer (deca_tune/training/image_trainer.py): data_seed None = seed;
+              # valid_size None = the data set's (10,000); train_size None = all; augment "auto" =
+              # the data set's (crop + flip for CIFAR)
+              "momentum": 0.9, "data_seed": None, "valid_size": None, "meta_per_class": 100,
+              "train_size": None, "augment": "auto", "eval_batch_size": 1000, "download": True,
+              "verify_checksums": True, "dataset_options": {}},
 }
 
 

@@ -1,0 +1,120 @@
+"""The method interface for image classification: what the single image loop asks of a method.
+
+A method owns its models (the target ``f`` and any auxiliaries such as DeCA(p)'s ``h`` and ``f'``
+or MW-Net's weight net), computes the loss of one mini-batch and gives per-example "clean"
+scores. The loop (``deca_tune.training.image_trainer``) owns everything else: batching,
+normalisation/augmentation, the optimiser of :meth:`ImageMethod.trainable_parameters`, the
+learning-rate schedule, evaluation and checkpoints.
+
+Randomness a method draws itself (MW-Net's meta batches) comes from ``self.generator``, which is
+saved in the method's ``state_dict`` so resuming is bit-exact.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from deca_tune.data.images import ImageSplit, augment_batch, normalise
+from deca_tune.models.vision import VisionNet, build_vision_backbone
+
+#: trains a model with the ``normal`` method under the spec overrides given and returns its
+#: target model ``f`` (best epoch); DeCA(p) calls it in ``prepare`` to get ``f'``.
+PretrainFn = Callable[[dict[str, Any]], VisionNet]
+
+
+class ImageMethod(nn.Module):
+    """Base class: plain cross-entropy on the noisy labels. Subclasses override the hooks."""
+
+    #: hyperparameters this method reads from the spec, with defaults
+    defaults: dict[str, Any] = {}
+
+    def __init__(self, spec: dict[str, Any], split: ImageSplit) -> None:
+        super().__init__()
+        self.spec = {**self.defaults, **spec}
+        self.split = split
+        self.n_classes = split.n_classes
+        self.f = self.make_backbone(spec["backbone"], seed=int(spec["seed"]))
+        self.generator = torch.Generator().manual_seed(int(spec["seed"]) + 7919)
+        #: whether the trainer should augment batches (crop + flip) -- set by the trainer
+        self.augment = False
+
+    # ------------------------------------------------------------------ building
+    def make_backbone(self, name: str, seed: int) -> VisionNet:
+        """A fresh backbone initialised from ``seed`` (independent of the global RNG)."""
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return build_vision_backbone(name, self.split.n_classes, self.split.in_channels,
+                                         self.split.image_size)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.f.parameters()).device
+
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        """Parameters the loop's optimiser updates (default: ``f``'s)."""
+        return [p for p in self.f.parameters() if p.requires_grad]
+
+    # --------------------------------------------------------------------- hooks
+    def prepare(self, pretrain: PretrainFn) -> None:
+        """Called once before the first epoch of a fresh run (not on resume)."""
+
+    def on_epoch_start(self, epoch: int) -> None:
+        """Hook for methods whose behaviour depends on the epoch (0-based)."""
+
+    def train_indices(self) -> torch.Tensor | None:
+        """Rows of the training set to draw this epoch's batches from (``None`` = all)."""
+        return None
+
+    def batch_loss(self, x: torch.Tensor, y: torch.Tensor, step: int, epoch: int,
+                   lr: float) -> tuple[torch.Tensor, dict[str, float]]:
+        """Loss of one mini-batch of normalised images ``x`` and noisy labels ``y``.
+
+        ``step``: global step (0-based), ``epoch``: 0-based, ``lr``: the classifier's current
+        learning rate. Returns the scalar loss and named components to log.
+        """
+        loss = F.cross_entropy(self.f(x), y)
+        return loss, {"ce": float(loss.detach())}
+
+    @torch.no_grad()
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        """Class logits ``[B, C]`` of the target model."""
+        return self.f(x)
+
+    @torch.no_grad()
+    def clean_scores(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Per-example score that the observed label ``y`` is clean (higher = cleaner).
+
+        Default: ``f``'s probability of the observed label.
+        """
+        return F.softmax(self.f(x), dim=1).gather(1, y[:, None]).squeeze(1)
+
+    # ----------------------------------------------------------------- utilities
+    def inputs(self, x_uint8: torch.Tensor, augment: bool | None = None) -> torch.Tensor:
+        """Normalise (and augment, with ``self.generator``) a ``uint8`` batch."""
+        if self.augment if augment is None else augment:
+            x_uint8 = augment_batch(x_uint8, self.generator)
+        return normalise(x_uint8, self.split.mean, self.split.std)
+
+    @torch.no_grad()
+    def map_batches(self, fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], x: torch.Tensor,
+                    y: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
+        """``fn(normalised x, y)`` over a whole ``uint8`` set in eval mode, concatenated (on CPU)."""
+        was_training = self.training
+        self.eval()
+        try:
+            out = []
+            for lo in range(0, len(x), batch_size):
+                xb = self.inputs(x[lo:lo + batch_size].to(self.device), augment=False)
+                out.append(fn(xb, y[lo:lo + batch_size].to(self.device)).cpu())
+            return torch.cat(out) if out else torch.empty(0)
+        finally:
+            self.train(was_training)
+
+    def get_extra_state(self) -> dict[str, Any]:
+        return {"generator": self.generator.get_state()}
+
+    def set_extra_state(self, state: dict[str, Any]) -> None:
+        self.generator.set_state(state["generator"])
