@@ -71,4 +71,4 @@ _resolve_root = data_root  # the module-level name ``data_root`` is shadowed by 
 # loaders register themselves on import (one line per module)
 from deca_tune.data import (  # noqa: E402,F401
     adressa, custom_csv, deca_splits, marketbias, movielens, synthetic)
-# from deca_tune.data import images  # noqa: E402,F401  (image data sets: IMAGE_DATASETS; uncomment when images.py is committed)
+from deca_tune.data import images  # noqa: E402,F401  (image data sets: IMAGE_DATASETS)
