@@ -1,0 +1,1 @@
+"""Benchmarks: speed and quality targets live here, never in timed tests."""
