@@ -54,7 +54,10 @@ class RecSplit:
         set. ``paper``: the DeCA authors' quirk, training items plus clean validation items.
         """
         if protocol == "paper":
-            return np.concatenate([self.train, self.valid_clean])
+            # the authors mask their `valid.rating` file: rating-5 items on ML-100K, but every
+            # validation item on Modcloth (loaders say which through meta["paper_masks"])
+            held = self.valid if self.meta.get("paper_masks") == "valid" else self.valid_clean
+            return np.concatenate([self.train, held])
         if protocol != "default":
             raise ValueError(f"unknown protocol {protocol!r}; choose one of: default, paper")
         if self.valid_in_test:
