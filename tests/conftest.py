@@ -17,3 +17,15 @@ def shared_data() -> Path:
     if not root.is_dir():
         pytest.skip(f"real data not found at {root} (set $DECA_TUNE_DATA to the shared data folder)")
     return root
+
+
+@pytest.fixture(scope="session")
+def ray_session():
+    """One local Ray for the whole test session (``ray.init`` costs seconds): 2 CPUs, no GPU,
+    no dashboard. ``address="local"`` never joins another cluster running on the machine."""
+    ray = pytest.importorskip("ray")
+    if not ray.is_initialized():
+        ray.init(address="local", num_cpus=2, num_gpus=0, include_dashboard=False,
+                 log_to_driver=False)
+    yield ray
+    ray.shutdown()

@@ -1,0 +1,303 @@
+"""Command line and experiment files of ``python -m deca_tune.search``.
+
+Every option can also come from ``--config FILE``, a YAML mapping whose keys are the option
+names (``num-samples`` or ``num_samples``) plus ``set`` (a mapping of fixed spec entries).
+Options given on the command line win over the file. A wrong value in the file is reported
+with the file, line and key; a wrong value on the command line exits with status 2 like any
+argparse error, and so do unknown data set / backbone / method names (with the choices).
+"""
+from __future__ import annotations
+
+import argparse
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import yaml
+
+from search_spaces.loader import SearchSpaceError, Where, key_lines
+
+#: the default experiment: small enough for <= 10 minutes on 2 CPU cores (docs/benchmarks-search.md)
+DEFAULTS: dict[str, Any] = {
+    "datasets": ["ml-100k"],
+    "backbones": ["gmf"],
+    "methods": ["normal", "deca", "deca_p"],
+    "search": "optuna",
+    "scheduler": "auto",
+    "num_samples": 6,
+    "max_epochs": 10,
+    "seeds": [0, 1, 2],
+    "search_seed": 0,
+    "storage_path": "results",
+    "name": None,
+    "resume": False,
+    "address": None,
+    "data_root": None,
+    "dry_run": False,
+    "protocol": "default",
+    "cpus_per_trial": 1.0,
+    "gpus_per_trial": 0.0,
+    "max_concurrent": None,
+    "grace_period": 2,
+    "reduction_factor": 2.0,
+    "max_failures": 1,
+    "verbose": 1,
+}
+
+
+class ArgumentError(Exception):
+    """Raised instead of exiting when the arguments come from an experiment file."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args: Any, raise_errors: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.raise_errors = raise_errors
+
+    def error(self, message: str):  # type: ignore[override]
+        if self.raise_errors:
+            raise ArgumentError(message)
+        super().error(message)
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _nonnegative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
+    return value
+
+
+def _nonnegative_float(text: str) -> float:
+    value = float(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def _key_value(text: str) -> tuple[str, Any]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    return key.strip(), yaml.safe_load(value) if value.strip() else ""
+
+
+def build_parser(raise_errors: bool = False) -> argparse.ArgumentParser:
+    d = DEFAULTS
+    p = _Parser(
+        prog="python -m deca_tune.search", raise_errors=raise_errors,
+        description="Search hyperparameters with Ray Tune (Optuna + ASHA or the paper grid), rerun "
+                    "the best configuration of every method x backbone x data set with several seeds, "
+                    "and write the summary tables. With no arguments: the default experiment "
+                    "(ml-100k, GMF, normal / deca / deca_p, a small budget).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    g = p.add_argument_group("what to run")
+    g.add_argument("--datasets", nargs="+", default=d["datasets"], metavar="NAME")
+    g.add_argument("--backbones", nargs="+", default=d["backbones"], metavar="NAME")
+    g.add_argument("--methods", nargs="+", default=d["methods"], metavar="NAME")
+    g.add_argument("--protocol", choices=["default", "paper"], default=d["protocol"],
+                   help="default: select on the noisy validation split; paper: the authors' clean "
+                        "validation split and test masking")
+    g.add_argument("--data-root", default=d["data_root"],
+                   help="data folder (default: $DECA_TUNE_DATA, else ~/.cache/deca_tune)")
+    g.add_argument("--set", action="append", type=_key_value, default=[], metavar="KEY=VALUE",
+                   dest="set", help="fix a spec entry for every trial (YAML value; dotted keys for "
+                                    "nested entries, e.g. dataset_options.n_users=50); a fixed "
+                                    "hyperparameter is removed from the search space")
+    g.add_argument("--config", default=None, metavar="FILE",
+                   help="YAML experiment file with any of these options (command line wins)")
+    g = p.add_argument_group("search")
+    g.add_argument("--search", choices=["optuna", "grid"], default=d["search"],
+                   help="optuna: TPE (seeded) over the YAML spaces; grid: the paper grid")
+    g.add_argument("--scheduler", choices=["auto", "asha", "fifo"], default=d["scheduler"],
+                   help="trial scheduler; auto = ASHA for optuna, FIFO (no early stopping) for grid")
+    g.add_argument("--num-samples", type=_positive_int, default=d["num_samples"],
+                   help="trials per method x backbone x data set (optuna; the same for every method)")
+    g.add_argument("--max-epochs", type=_positive_int, default=d["max_epochs"],
+                   help="epochs per trial (search and seed reruns)")
+    g.add_argument("--grace-period", type=_positive_int, default=d["grace_period"],
+                   help="ASHA: epochs before a trial can be stopped")
+    g.add_argument("--reduction-factor", type=float, default=d["reduction_factor"],
+                   help="ASHA: keep 1/reduction_factor of the trials at each rung")
+    g.add_argument("--search-seed", type=int, default=d["search_seed"],
+                   help="seed of the Optuna sampler and of every search trial")
+    g.add_argument("--seeds", nargs="+", type=int, default=d["seeds"], metavar="SEED",
+                   help="seeds of the reruns of each best configuration")
+    g = p.add_argument_group("resources and cluster")
+    g.add_argument("--cpus-per-trial", type=_positive_float, default=d["cpus_per_trial"])
+    g.add_argument("--gpus-per-trial", type=_nonnegative_float, default=d["gpus_per_trial"],
+                   help="fractional values share a GPU (0.25: four trials per GPU)")
+    g.add_argument("--max-concurrent", type=_positive_int, default=d["max_concurrent"],
+                   help="trials at a time (default: what the cluster's CPUs/GPUs allow)")
+    g.add_argument("--max-failures", type=_nonnegative_int, default=d["max_failures"],
+                   help="retries of a failed trial from its last checkpoint")
+    g.add_argument("--address", default=d["address"],
+                   help="address of an existing Ray cluster (host:port); default: start a local one")
+    g = p.add_argument_group("output")
+    g.add_argument("--storage-path", default=d["storage_path"], help="folder holding experiments")
+    g.add_argument("--name", default=d["name"],
+                   help="experiment name (default: search-<date>-<time>; with --resume: the latest)")
+    g.add_argument("--resume", action="store_true", default=d["resume"],
+                   help="continue an interrupted experiment (finished trials and seed runs are kept)")
+    g.add_argument("--dry-run", action="store_true", default=d["dry_run"],
+                   help="print the plan (trials, spaces, resources) and run nothing")
+    g.add_argument("--verbose", type=int, choices=[0, 1, 2], default=d["verbose"],
+                   help="Tune progress output")
+    return p
+
+
+@dataclass
+class ExperimentConfig:
+    """The resolved options of one experiment (command line + ``--config`` file)."""
+
+    datasets: list[str]
+    backbones: list[str]
+    methods: list[str]
+    search: str
+    scheduler: str
+    num_samples: int
+    max_epochs: int
+    seeds: list[int]
+    search_seed: int
+    storage_path: str
+    name: str | None
+    resume: bool
+    address: str | None
+    data_root: str | None
+    dry_run: bool
+    protocol: str
+    cpus_per_trial: float
+    gpus_per_trial: float
+    max_concurrent: int | None
+    grace_period: int
+    reduction_factor: float
+    max_failures: int
+    verbose: int
+    set: dict[str, Any] = field(default_factory=dict)
+    config: str | None = None
+    argv: list[str] = field(default_factory=list)
+
+    @property
+    def use_asha(self) -> bool:
+        return self.scheduler == "asha" or (self.scheduler == "auto" and self.search == "optuna")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "argv"}
+
+
+def _set_nested(target: dict[str, Any], dotted: str, value: Any) -> None:
+    keys = dotted.split(".")
+    node = target
+    for k in keys[:-1]:
+        node = node.setdefault(k, {})
+        if not isinstance(node, dict):
+            raise ArgumentError(f"--set {dotted}: {k!r} is not a mapping")
+    node[keys[-1]] = value
+
+
+def _file_tokens(raw: dict[str, Any], parser: argparse.ArgumentParser, where: Where) -> list[str]:
+    """Turn the file's mapping into command-line tokens (so both go through one validation)."""
+    actions = {a.dest: a for a in parser._actions if a.dest not in ("help", "config", "set")}
+    tokens: list[str] = []
+    for key, value in raw.items():
+        dest = str(key).replace("-", "_")
+        if dest == "set":
+            continue
+        if dest not in actions:
+            allowed = ", ".join(sorted(a.replace("_", "-") for a in actions) + ["set"])
+            raise where.error((key,), f"unknown option; allowed: {allowed}")
+        action = actions[dest]
+        flag = action.option_strings[0]
+        if isinstance(action, argparse._StoreTrueAction):
+            if not isinstance(value, bool):
+                raise where.error((key,), f"must be true or false, got {value!r}")
+            tokens += [flag] if value else []
+        elif action.nargs == "+":
+            values = value if isinstance(value, list) else [value]
+            if not values:
+                raise where.error((key,), "must not be empty")
+            tokens += [flag, *map(str, values)]
+        elif value is None:
+            continue
+        elif isinstance(value, (list, dict)):
+            raise where.error((key,), f"must be a single value, got {value!r}")
+        else:
+            tokens += [flag, str(value)]
+    return tokens
+
+
+def _load_file(path: str, parser: argparse.ArgumentParser) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(option defaults from the file, its ``set`` mapping); errors name file, line and key."""
+    try:
+        text = Path(path).read_text()
+    except OSError as exc:
+        raise ArgumentError(f"--config {path}: cannot read: {exc}") from None
+    try:
+        node = yaml.compose(text)
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ArgumentError(f"{path}: not valid YAML: {exc}") from None
+    if raw is None:
+        return {}, {}
+    if not isinstance(raw, dict):
+        raise ArgumentError(f"{path}:1: the experiment file must be a mapping of option: value")
+    where = Where(path, key_lines(node, path))
+    fixed = raw.get("set") or {}
+    if not isinstance(fixed, dict):
+        raise where.error(("set",), "must be a mapping of spec entries")
+    checker = build_parser(raise_errors=True)
+    tokens = _file_tokens(raw, checker, where)
+    try:
+        ns = checker.parse_args(tokens)
+    except ArgumentError as exc:
+        bad = next((k for k in raw if f"--{str(k).replace('_', '-')}" in str(exc)), None)
+        raise where.error((bad,) if bad else (), str(exc)) from None
+    given = {str(k).replace("-", "_") for k in raw} - {"set"}
+    return {dest: getattr(ns, dest) for dest in given}, fixed
+
+
+def parse_args(argv: Sequence[str] | None) -> ExperimentConfig:
+    """Parse ``argv`` (and the ``--config`` file it names); exits with status 2 on bad input."""
+    argv = list(argv or [])
+    parser = build_parser()
+    first = parser.parse_args(argv)
+    fixed: dict[str, Any] = {}
+    if first.config:
+        try:
+            file_defaults, fixed = _load_file(first.config, parser)
+        except (ArgumentError, SearchSpaceError) as exc:
+            parser.error(str(exc))
+        parser.set_defaults(**file_defaults)
+    args = parser.parse_args(argv)
+    try:
+        for key, value in args.set:
+            _set_nested(fixed, key, value)
+    except ArgumentError as exc:
+        parser.error(str(exc))
+    if args.reduction_factor <= 1:
+        parser.error(f"argument --reduction-factor: must be > 1, got {args.reduction_factor}")
+    if len(set(args.seeds)) != len(args.seeds):
+        parser.error(f"argument --seeds: repeated seeds in {args.seeds}")
+    values = {k: v for k, v in vars(args).items() if k != "set"}
+    cfg = ExperimentConfig(**values, set=fixed, argv=argv)
+    if cfg.use_asha and cfg.grace_period > cfg.max_epochs:
+        parser.error(f"argument --grace-period: {cfg.grace_period} exceeds --max-epochs {cfg.max_epochs}")
+    return cfg
+
+
+def command_line(argv: Sequence[str]) -> str:
+    return " ".join(["python -m deca_tune.search", *map(shlex.quote, argv)])

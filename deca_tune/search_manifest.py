@@ -1,0 +1,111 @@
+"""``manifest.json`` of an experiment: what ran, with which code, data and command.
+
+Keys: ``created``, ``command`` (as typed), ``argv``, ``cwd``, ``host``, ``python``,
+``packages`` (versions), ``git`` (commit, dirty), ``config`` (every resolved option),
+``datasets``/``backbones``/``methods``/``seeds`` (top level, for the analysis), ``data`` (per
+data set: statistics and the source files' SHA-256 from ``RecSplit.meta`` / the image source),
+``units`` (key, task, trials, searched space), ``selection``, ``resources``, ``timing``
+(seconds per unit), ``resumes`` (one entry per ``--resume``), ``finished``.
+"""
+from __future__ import annotations
+
+import json
+import platform
+import subprocess
+import sys
+from datetime import datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from deca_tune.search_config import command_line
+from deca_tune.search_plan import Plan
+
+PACKAGES = ("deca_tune", "torch", "torchvision", "ray", "optuna", "numpy", "pandas", "tensorboard",
+            "pyyaml", "matplotlib")
+REPO = Path(__file__).resolve().parents[1]
+
+
+def now() -> str:
+    return datetime.now().astimezone().isoformat(timespec="seconds")
+
+
+def package_versions() -> dict[str, str | None]:
+    out: dict[str, str | None] = {}
+    for name in PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def git_state(repo: Path = REPO) -> dict[str, Any]:
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True,
+                              timeout=10, check=True).stdout.strip()
+    try:
+        return {"commit": git("rev-parse", "HEAD"), "dirty": bool(git("status", "--porcelain"))}
+    except (OSError, subprocess.SubprocessError) as exc:
+        return {"commit": None, "error": str(exc).splitlines()[0] if str(exc) else type(exc).__name__}
+
+
+def data_record(task: str, dataset: str, spec: dict[str, Any]) -> dict[str, Any]:
+    """Statistics and source checksums of one data set (loads it: cached per process)."""
+    try:
+        if task == "rec":
+            from deca_tune.data import load_rec_dataset
+
+            split = load_rec_dataset(dataset, data_root=spec.get("data_root"),
+                                     **spec.get("dataset_options", {}))
+            return {"stats": split.stats(), "meta": split.meta}
+        from deca_tune.data.images import load_raw_images
+
+        raw = load_raw_images(dataset, spec.get("data_root"))
+        return {"source": raw.source, "train": len(raw.train_y), "test": len(raw.test_y)}
+    except Exception as exc:  # recorded, not fatal: the trials will report the same error
+        return {"error": f"{type(exc).__name__}: {exc}"}
+
+
+def build_manifest(plan: Plan) -> dict[str, Any]:
+    cfg = plan.cfg
+    data = {}
+    for unit in plan.units:
+        if unit.dataset not in data:
+            data[unit.dataset] = data_record(unit.task, unit.dataset, unit.spec)
+    return {
+        "created": now(),
+        "command": command_line(cfg.argv),
+        "argv": cfg.argv,
+        "cwd": str(Path.cwd()),
+        "host": platform.node(),
+        "python": sys.version.split()[0],
+        "packages": package_versions(),
+        "git": git_state(),
+        "config": cfg.to_dict(),
+        "datasets": cfg.datasets,
+        "backbones": cfg.backbones,
+        "methods": cfg.methods,
+        "seeds": cfg.seeds,
+        "data": data,
+        "units": [{"key": u.key, "task": u.task, "dataset": u.dataset, "backbone": u.backbone,
+                   "method": u.method, "search_trials": u.n_trials(cfg),
+                   "space": u.space.describe(), "space_files": [Path(f).name for f in u.space.files],
+                   "spec": u.spec} for u in plan.units],
+        "selection": {"score": "best value over epochs of the trainer's selection metric",
+                      "split": "clean validation" if cfg.protocol == "paper" else "noisy validation"},
+        "timing": {},
+        "resumes": [],
+        "finished": None,
+    }
+
+
+def write_manifest(path: Path, manifest: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(manifest, indent=2, sort_keys=False, default=str))
+    tmp.replace(path)
+
+
+def read_manifest(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text())

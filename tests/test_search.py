@@ -1,0 +1,218 @@
+"""End-to-end searches through ``deca_tune.search.main`` on the session's Ray (2 CPUs, no GPU).
+
+- a tiny Optuna + ASHA experiment with the real trainer on a tiny ``synthetic`` data set:
+  results, checkpoints, TensorBoard files, seed reruns, summary, manifest;
+- the paper grid with a failing and a NaN trial, on a cluster without GPUs asked for 0.5 GPU;
+- an interrupted experiment resumed without losing or repeating finished work.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from deca_tune.search import main
+
+TINY = ["--datasets", "synthetic", "--backbones", "gmf",
+        "--set", "dataset_options.n_users=100", "--set", "dataset_options.n_items=80",
+        "--set", "batch_size=256", "--verbose", "0"]
+FAKE = ["--set", "trainer_factory=tests.search_fakes:FakeTrainer"]
+
+
+def run(argv: list[str], capsys, callbacks=()) -> tuple[int, str]:
+    try:
+        code = main(argv, callbacks=callbacks)
+    except SystemExit as exc:
+        code = exc.code
+    out, err = capsys.readouterr()
+    return code, out + err
+
+
+def results(trial_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (trial_dir / "result.json").read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def optuna_experiment(ray_session, tmp_path_factory):
+    storage = tmp_path_factory.mktemp("search")
+    argv = [*TINY, "--methods", "normal", "deca", "--num-samples", "4", "--max-epochs", "3",
+            "--grace-period", "1", "--reduction-factor", "2", "--seeds", "0", "1",
+            "--storage-path", str(storage), "--name", "tiny"]
+    try:
+        code = main(argv)
+    except SystemExit as exc:
+        code = exc.code
+    return code, storage / "tiny"
+
+
+def test_optuna_asha_search_writes_the_experiment_folder(optuna_experiment):
+    code, exp = optuna_experiment
+    assert code == 0
+    for name in ("manifest.json", "summary/search_trials.csv", "summary/seed_runs.csv",
+                 "summary/curves.csv", "summary/summary.csv"):
+        assert (exp / name).is_file(), name
+    for unit in ("synthetic__gmf__normal", "synthetic__gmf__deca"):
+        assert (exp / "search" / unit).is_dir() and (exp / "seeds" / unit).is_dir()
+
+    trials = pd.read_csv(exp / "summary/search_trials.csv")
+    assert len(trials) == 8
+    assert set(trials["status"]) <= {"completed", "stopped"}
+    assert trials["epochs"].between(1, 3).all()
+    assert (trials["selection_metric"] == "valid/ndcg@20").all()
+    assert trials["config/lr"].between(1e-4, 1e-2).all() and trials["config/l2"].between(0.01, 1000).all()
+    deca = trials[trials["method"] == "deca"]
+    assert deca["config/C0"].between(1, 1000).all() and deca["config/alpha"].between(0, 1).all()
+    assert trials.loc[trials["method"] == "normal", "config/C0"].isna().all()
+    for method, group in trials.groupby("method"):
+        assert group["is_best"].sum() == 1
+        assert group.loc[group["is_best"], "score"].iloc[0] == group["score"].max()
+        assert len(set(group["config/lr"])) == 4, "Optuna should propose distinct configurations"
+
+
+def test_every_search_trial_has_a_checkpoint_and_tensorboard_events(optuna_experiment):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    _, exp = optuna_experiment
+    trials = pd.read_csv(exp / "summary/search_trials.csv")
+    for row in trials.itertuples():
+        trial_dir = exp / row.path
+        (ckpt,) = sorted(trial_dir.glob("checkpoint_*"))  # num_to_keep=1: the latest epoch
+        state = torch.load(ckpt / "trainer.pt", weights_only=False)
+        assert state["epoch"] == row.epochs
+        acc = EventAccumulator(str(trial_dir))
+        acc.Reload()
+        tags = set(acc.Tags()["scalars"])
+        assert {"loss", "valid/ndcg@20", "test_clean/ndcg@20", "test_clean/recall@20"} <= tags
+        if row.method == "deca":
+            assert {"deca/h_mean", "deca/h_prime_mean", "deca/kl"} <= tags
+        assert [e.step for e in acc.Scalars("valid/ndcg@20")] == list(range(1, row.epochs + 1))
+
+
+def test_best_configs_are_rerun_with_every_seed(optuna_experiment):
+    _, exp = optuna_experiment
+    trials = pd.read_csv(exp / "summary/search_trials.csv")
+    runs = pd.read_csv(exp / "summary/seed_runs.csv")
+    curves = pd.read_csv(exp / "summary/curves.csv")
+    summary = pd.read_csv(exp / "summary/summary.csv")
+    assert len(runs) == 4 and set(runs["status"]) == {"completed"}
+    assert len(curves) == 4 * 3
+    for method, group in runs.groupby("method"):
+        assert sorted(group["seed"]) == [0, 1]
+        best = trials[(trials["method"] == method) & trials["is_best"]].iloc[0]
+        for key in ("config/lr", "config/l2") + (("config/C0", "config/C1", "config/alpha")
+                                                 if method == "deca" else ()):
+            assert (group[key] == best[key]).all(), key
+        for run in group.itertuples():
+            curve = curves[(curves["method"] == method) & (curves["seed"] == run.seed)]
+            assert list(curve["epoch"]) == [1, 2, 3]
+            # reported metrics are those of the best validation epoch, never a test-picked one
+            at_best = curve[curve["epoch"] == run.best_epoch].iloc[0]
+            assert at_best["valid/ndcg@20"] == curve["valid/ndcg@20"].max()
+            assert getattr(run, "_asdict")()  # row exists
+            assert runs.loc[run.Index, "test_clean/ndcg@20"] == pytest.approx(at_best["test_clean/ndcg@20"])
+        row = summary[summary["method"] == method].iloc[0]
+        assert row["n_seeds"] == 2 and str(row["seeds"]) == "0 1"
+        assert row["test_clean/ndcg@20/mean"] == pytest.approx(group["test_clean/ndcg@20"].mean())
+        assert row["test_clean/ndcg@20/std"] == pytest.approx(group["test_clean/ndcg@20"].std(ddof=1))
+
+
+def test_seed_rerun_reproduces_the_search_trial(optuna_experiment):
+    """The search trials use seed 0, so the seed-0 rerun of the best config repeats its numbers
+    (deterministic CPU training) for the epochs the search trial ran."""
+    _, exp = optuna_experiment
+    trials = pd.read_csv(exp / "summary/search_trials.csv")
+    curves = pd.read_csv(exp / "summary/curves.csv")
+    for method in ("normal", "deca"):
+        best = trials[(trials["method"] == method) & trials["is_best"]].iloc[0]
+        searched = [r["valid/ndcg@20"] for r in results(exp / best["path"])]
+        rerun = curves[(curves["method"] == method) & (curves["seed"] == 0)]["valid/ndcg@20"]
+        assert list(rerun)[:len(searched)] == pytest.approx(searched, abs=1e-6)
+
+
+def test_manifest_and_worker_reuse(optuna_experiment):
+    _, exp = optuna_experiment
+    manifest = json.loads((exp / "manifest.json").read_text())
+    assert manifest["seeds"] == [0, 1] and manifest["methods"] == ["normal", "deca"]
+    assert manifest["packages"]["ray"] and manifest["packages"]["torch"]
+    assert "commit" in manifest["git"]
+    assert manifest["command"].startswith("python -m deca_tune.search --datasets synthetic")
+    assert manifest["data"]["synthetic"]["stats"]["users"] == 100
+    assert manifest["resources"]["concurrency"] == 2 and manifest["finished"]
+    assert set(manifest["timing"]) == {"synthetic__gmf__normal", "synthetic__gmf__deca"}
+    for unit in manifest["timing"]:
+        pids = {results(d)[-1]["worker_pid"] for d in (exp / "search" / unit).iterdir()
+                if (d / "result.json").exists()}
+        assert len(pids) <= 2, "reuse_actors: at most one worker per concurrent trial"
+
+
+def test_grid_with_failing_trials_and_gpus_on_a_gpu_less_cluster(ray_session, tmp_path, capsys):
+    """l2 = 1000 raises, l2 = 0.01 gives a NaN loss; the other 4 grid points finish; 0.5 GPU per
+    trial on a cluster without GPUs runs on CPUs instead of waiting forever."""
+    argv = [*TINY, *FAKE, "--methods", "normal", "--search", "grid", "--set", "lr=0.001",
+            "--set", "fail_if_l2_above=100", "--set", "nan_if_l2_below=0.05",
+            "--max-epochs", "3", "--seeds", "0", "--gpus-per-trial", "0.5", "--max-failures", "1",
+            "--storage-path", str(tmp_path), "--name", "grid"]
+    code, out = run(argv, capsys)
+    assert code == 0, out
+    assert "no GPUs" in out
+    trials = pd.read_csv(tmp_path / "grid/summary/search_trials.csv").set_index("config/l2")
+    assert sorted(trials.index) == [0.01, 0.1, 1, 10, 100, 1000]
+    assert trials.loc[1000, "status"] == "error" and "fake failure" in trials.loc[1000, "error"]
+    assert trials.loc[0.01, "status"] == "error" and "non-finite loss" in trials.loc[0.01, "error"]
+    assert (trials.drop([1000, 0.01])["status"] == "completed").all()
+    assert (trials.drop([1000, 0.01])["device"] == "cpu").all()
+    assert trials.loc[1, "is_best"]  # the fake's quality peaks at l2 = 1
+    runs = pd.read_csv(tmp_path / "grid/summary/seed_runs.csv")
+    assert list(runs["status"]) == ["completed"] and runs["config/l2"].iloc[0] == 1
+
+
+class InterruptAfter:
+    """A Tune callback that sends SIGINT (Ctrl-C) to the driver once ``n`` trials completed."""
+
+    fired = False
+
+    def __init__(self, n: int) -> None:
+        from ray import tune
+
+        self.n, self.done = n, 0
+        self.__class__ = type("InterruptAfterCallback", (InterruptAfter, tune.Callback), {})
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        self.done += 1
+        if self.done >= self.n and not InterruptAfter.fired:
+            InterruptAfter.fired = True
+            os.kill(os.getpid(), signal.SIGINT)
+
+
+def test_interrupted_experiment_resumes_without_losing_finished_trials(ray_session, tmp_path, capsys):
+    argv = [*TINY, *FAKE, "--methods", "normal", "--num-samples", "4", "--max-epochs", "3",
+            "--scheduler", "fifo", "--max-concurrent", "1", "--set", "sleep=0.4", "--seeds", "0",
+            "--storage-path", str(tmp_path), "--name", "crash"]
+    code, out = run(argv, capsys, callbacks=[InterruptAfter(1)])
+    assert code == 130 and "--resume" in out
+    exp = tmp_path / "crash"
+    search = exp / "search" / "synthetic__gmf__normal"
+    finished = {d.name: len(results(d)) for d in search.iterdir()
+                if (d / "result.json").exists() and results(d)[-1].get("trainer_finished")}
+    assert len(finished) == 1 and not (exp / "seeds").exists()
+
+    code, out = run(["--resume", "--name", "crash", "--storage-path", str(tmp_path)], capsys)
+    assert code == 0, out
+    trials = pd.read_csv(exp / "summary/search_trials.csv")
+    assert len(trials) == 4 and set(trials["status"]) == {"completed"}
+    for name, n in finished.items():
+        assert len(results(search / name)) == n, "a finished trial must not run again"
+    seed_dir = next((exp / "seeds" / "synthetic__gmf__normal").glob("seed0_*"))
+    before = len(results(seed_dir))
+
+    code, out = run(["--resume", "--name", "crash", "--storage-path", str(tmp_path)], capsys)
+    assert code == 0, out
+    assert len(results(seed_dir)) == before, "finished seed runs must not be repeated"
+    manifest = json.loads((exp / "manifest.json").read_text())
+    assert len(manifest["resumes"]) == 2
+    assert len(pd.read_csv(exp / "summary/seed_runs.csv")) == 1

@@ -1,0 +1,75 @@
+"""The Tune adapter around the trainers: retries from checkpoints, devices, per-process data."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from trainables import TRAINABLES, image_trainable, rec_trainable
+from trainables.trial import assigned_device, resolve_factory
+
+FAKE = "tests.search_fakes:FakeTrainer"
+
+
+def read_results(trial_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (trial_dir / "result.json").read_text().splitlines()]
+
+
+def test_registry_and_factory():
+    assert TRAINABLES == {"rec": rec_trainable, "image": image_trainable}
+    from deca_tune.training import build_trainer
+
+    assert resolve_factory(None) is build_trainer
+    assert resolve_factory(FAKE).__name__ == "FakeTrainer"
+    with pytest.raises(ValueError, match="module:function"):
+        resolve_factory("tests.search_fakes")
+
+
+def test_device_without_gpus_is_cpu(ray_session):
+    assert assigned_device("auto") == "cpu"
+    assert assigned_device("cuda") == "cpu"  # no GPU assigned by Ray: never grab one
+    assert assigned_device("cpu") == "cpu"
+
+
+def test_crashed_trial_resumes_from_its_checkpoint_and_workers_keep_their_data(ray_session, tmp_path):
+    """Epoch 2 of the first trial raises once; FailureConfig retries it from the epoch-1
+    checkpoint. Four trials run one at a time in reused actors that load data once each."""
+    from ray import tune
+
+    marker = tmp_path / "failed-once"
+    space = {"trainer_factory": FAKE, "dataset": "synthetic", "load_data": True,
+             "dataset_options": {"n_users": 100, "n_items": 80}, "max_epochs": 3, "seed": 0,
+             "lr": tune.grid_search([1e-3, 2e-3, 3e-3, 4e-3]),
+             "fail_at_epoch": 2, "fail_once_file": str(marker)}
+    tuner = tune.Tuner(
+        tune.with_resources(rec_trainable, {"cpu": 1}), param_space=space,
+        tune_config=tune.TuneConfig(metric="score", mode="max", max_concurrent_trials=1,
+                                    reuse_actors=True, trial_dirname_creator=lambda t: t.trial_id),
+        run_config=tune.RunConfig(name="retry", storage_path=str(tmp_path), verbose=0,
+                                  failure_config=tune.FailureConfig(max_failures=1),
+                                  sync_config=tune.SyncConfig(sync_artifacts=True)))
+    grid = tuner.fit()
+    assert grid.num_errors == 0 and marker.exists()
+    rows = {r.config["lr"]: read_results(Path(r.path)) for r in grid}
+    first = rows[1e-3]
+    assert [r["epoch"] for r in first][-2:] == [2, 3]
+    assert first[-1]["restored_from"] == 1, "the retry must continue from the epoch-1 checkpoint"
+    assert all(r[-1]["restored_from"] == 0 for lr, r in rows.items() if lr != 1e-3)
+    # every epoch reports the score (best selection metric so far) and the device
+    for r in first:
+        assert r["selection_metric"] == "valid/ndcg@20" and r["device"] == "cpu"
+        assert r["score"] == pytest.approx(max(x["valid/ndcg@20"] for x in first if x["epoch"] <= r["epoch"]))
+    # data: one split object per worker process, shared by the trials it runs
+    by_pid: dict[int, set[int]] = {}
+    for result in rows.values():
+        by_pid.setdefault(result[-1]["worker_pid"], set()).add(result[-1]["data_id"])
+    assert len(by_pid) < len(rows), "reuse_actors should run several trials in one worker"
+    assert all(len(ids) == 1 for ids in by_pid.values()), by_pid
+    # the retried trial's TensorBoard log has each epoch once (purge_step drops the crashed one)
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    trial_dir = next(Path(r.path) for r in grid if r.config["lr"] == 1e-3)
+    acc = EventAccumulator(str(trial_dir))
+    acc.Reload()
+    assert [e.step for e in acc.Scalars("valid/ndcg@20")] == [1, 2, 3]

@@ -1,0 +1,116 @@
+"""The one Ray Tune adapter around the trainers (``docs/architecture.md``, trainer contract).
+
+Per trial: build the trainer from the spec (the data loaders cache the prepared split per
+process, and ``reuse_actors`` keeps the process, so a worker parses the files once), restore it
+from ``tune.get_checkpoint()`` when Tune resumes the trial, then per epoch call
+``trainer.train_epoch()``, write the metrics as TensorBoard scalars under
+``tune.get_context().get_trial_dir()`` and ``tune.report`` them with a checkpoint of
+``trainer.state_dict()``.
+
+Reported keys: every numeric metric of the trainer (``epoch``, ``loss``, ``loss/*``,
+``valid/*``, ``valid_clean/*``, ``test/*``, ``test_clean/*``, ``epoch_seconds``, ``deca/*``),
+plus ``score`` (best value so far of the trainer's ``selection_metric``: what Optuna, ASHA and
+the best-config choice see), ``selection_metric`` (its name), ``best_epoch``,
+``trainer_finished`` (1 once the trainer is done: max epochs or its own early stopping),
+``setup_seconds`` (building the trainer, data included), ``worker_pid`` and ``device`` (where
+the model trained). Test metrics are reported for analysis only; nothing selects on them.
+"""
+from __future__ import annotations
+
+import importlib
+import logging
+import math
+import os
+import tempfile
+import time
+import warnings
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from ray import tune
+from torch.utils.tensorboard import SummaryWriter
+
+CHECKPOINT_FILE = "trainer.pt"
+SCORE = "score"
+DEFAULT_FACTORY = "deca_tune.training:build_trainer"
+
+
+def resolve_factory(path: str | None) -> Callable[[dict[str, Any]], Any]:
+    """``"module:function"`` -> the function; the default is ``build_trainer``."""
+    module, _, name = (path or DEFAULT_FACTORY).partition(":")
+    if not name:
+        raise ValueError(f"trainer_factory must look like 'module:function', got {path!r}")
+    return getattr(importlib.import_module(module), name)
+
+
+def assigned_device(requested: str) -> str:
+    """The device of this trial: the GPU Ray assigned (if any and usable), else the CPU.
+
+    Ray restricts ``CUDA_VISIBLE_DEVICES`` to the trial's GPU, so ``cuda`` is that GPU.
+    """
+    import ray
+
+    gpu_ids = ray.get_gpu_ids()
+    if requested not in ("auto", "cuda") or not gpu_ids:
+        return "cpu" if requested in ("auto", "cuda") else requested
+    if not torch.cuda.is_available():
+        warnings.warn(f"Ray assigned GPU(s) {gpu_ids} to this trial but torch sees no CUDA "
+                      "device; training on the CPU")
+        return "cpu"
+    return "cuda"
+
+
+def load_checkpoint(trainer: Any, checkpoint: tune.Checkpoint) -> None:
+    with checkpoint.as_directory() as folder:
+        state = torch.load(Path(folder) / CHECKPOINT_FILE, map_location="cpu", weights_only=False)
+    trainer.load_state_dict(state)
+
+
+def _numeric(metrics: dict[str, Any]) -> dict[str, float]:
+    return {k: float(v) for k, v in metrics.items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool)}
+
+
+def run_trial(config: dict[str, Any], task: str) -> None:
+    """Train one trial of ``task`` ("rec" or "image") described by the spec ``config``."""
+    logging.getLogger("ray.train").setLevel(logging.WARNING)  # one "checkpoint created" line per epoch
+    spec = {**config, "task": task}
+    factory = resolve_factory(spec.pop("trainer_factory", None))
+    spec["device"] = assigned_device(spec.get("device", "auto"))
+    started = time.perf_counter()
+    trainer = factory(spec)
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is not None:
+        load_checkpoint(trainer, checkpoint)
+    setup_seconds = time.perf_counter() - started
+
+    # purge_step drops events a crashed attempt wrote after its last checkpoint
+    writer = SummaryWriter(log_dir=tune.get_context().get_trial_dir(),
+                           purge_step=trainer.epoch + 1 if checkpoint is not None else None)
+    try:
+        while not trainer.finished:
+            metrics = _numeric(trainer.train_epoch())
+            bad = sorted(k for k, v in metrics.items() if not math.isfinite(v))
+            if bad:
+                raise FloatingPointError(f"epoch {trainer.epoch}: non-finite {', '.join(bad)}")
+            epoch = int(metrics.get("epoch", trainer.epoch))
+            for key, value in metrics.items():
+                if key != "epoch":
+                    writer.add_scalar(key, value, epoch)
+            writer.flush()  # the artifact sync at report time copies complete files
+            best = trainer.best
+            metrics.update({
+                SCORE: float(best[trainer.selection_metric]),
+                "best_epoch": int(best.get("epoch", epoch)),
+                "trainer_finished": int(bool(trainer.finished)),
+                "setup_seconds": setup_seconds,
+                "worker_pid": os.getpid(),
+            })
+            report: dict[str, Any] = {**metrics, "selection_metric": trainer.selection_metric,
+                                      "device": spec["device"]}
+            with tempfile.TemporaryDirectory() as folder:
+                torch.save(trainer.state_dict(), Path(folder) / CHECKPOINT_FILE)
+                tune.report(report, checkpoint=tune.Checkpoint.from_directory(folder))
+    finally:
+        writer.close()
