@@ -61,6 +61,20 @@ def selection_metric(exp: Experiment, task: str) -> str:
     return "valid/accuracy" if task == "image" else "valid/ndcg@20"
 
 
+def trial_values(exp: Experiment, trials: pd.DataFrame, task: str,
+                 metric: str | None = None) -> tuple[pd.Series | None, str]:
+    """(value per trial, its label): the search's ``score`` column (best value of the selection
+    metric over the trial's epochs) when present, else the selection metric's own column."""
+    if metric is None and "score" in trials:
+        names = trials["selection_metric"].dropna().unique() if "selection_metric" in trials else []
+        label = f"{names[0]} (best epoch)" if len(names) == 1 else "score (selection metric)"
+        return pd.to_numeric(trials["score"], errors="coerce"), label
+    column = metric or selection_metric(exp, task)
+    if column not in trials:
+        return None, column
+    return pd.to_numeric(trials[column], errors="coerce"), column
+
+
 # ---------------------------------------------------------------------------- Fig. 3
 def curve_metrics(exp: Experiment, dataset: str, split: str = "test_clean") -> list[str]:
     """The per-epoch metrics plotted for ``dataset``: accuracy, or Recall/NDCG at the larger K."""
@@ -144,15 +158,17 @@ def sensitivity_heatmaps(exp: Experiment, out_dir: str | Path, metric: str | Non
     for (dataset, backbone, method), sub in trials.groupby(list(GROUP_KEYS)):
         task = exp.task_of(str(dataset))
         px, py = SENSITIVITY_PARAMS[task]
-        value_col = metric or selection_metric(exp, task)
-        if not (method in DENOISING or str(method).startswith("deca")) or not {px, py, value_col} <= set(sub):
+        values, value_col = trial_values(exp, sub, task, metric)
+        if not (method in DENOISING or str(method).startswith("deca")) or values is None \
+                or not {px, py} <= set(sub):
             continue
-        sub = sub[[px, py, value_col]].apply(pd.to_numeric, errors="coerce").dropna()
+        sub = pd.DataFrame({px: pd.to_numeric(sub[px], errors="coerce"),
+                            py: pd.to_numeric(sub[py], errors="coerce"), "value": values}).dropna()
         if sub[px].nunique() < 2 or sub[py].nunique() < 2:
             continue
         bx, xlabels = _bin(sub[px])
         by, ylabels = _bin(sub[py])
-        frame = pd.DataFrame({"x": bx.to_numpy(), "y": by.to_numpy(), "v": sub[value_col].to_numpy()})
+        frame = pd.DataFrame({"x": bx.to_numpy(), "y": by.to_numpy(), "v": sub["value"].to_numpy()})
         mean = frame.pivot_table(index="y", columns="x", values="v", aggfunc="mean").reindex(
             index=ylabels, columns=xlabels)
         count = frame.pivot_table(index="y", columns="x", values="v", aggfunc="size").reindex(
@@ -160,8 +176,7 @@ def sensitivity_heatmaps(exp: Experiment, out_dir: str | Path, metric: str | Non
         fig = Figure(figsize=(1.4 * len(xlabels) + 2.8, 1.0 * len(ylabels) + 2.2))
         ax = fig.subplots()
         data = np.ma.masked_invalid(mean.to_numpy(float))
-        cmap = matplotlib.colormaps["viridis"].copy()
-        cmap.set_bad("lightgrey")
+        cmap = matplotlib.colormaps["viridis"].with_extremes(bad="lightgrey")
         image = ax.imshow(data, cmap=cmap, origin="lower", aspect="auto")
         fig.colorbar(image, ax=ax, label=value_col)
         vmid = np.nanmean(mean.to_numpy(float))
@@ -224,7 +239,10 @@ def rating_probability(sources: dict[str, pd.DataFrame], out_path: str | Path,
 
 # ---------------------------------------------------------------------------- search view
 def _searched_params(trials: pd.DataFrame, params: Sequence[str] | None) -> list[str]:
-    cols = params if params is not None else [c for c in trials.columns if c not in NOT_PARAMS]
+    cols = params if params is not None else [
+        c for c in trials.columns if isinstance(c, str) and c not in NOT_PARAMS
+        and not c.startswith("_") and "/" not in c and c not in ("score", "epochs", "seconds",
+                                                                  "best_epoch", "is_best", "path", "error")]
     out = []
     for c in cols:
         if c in trials and c not in NOT_PARAMS and trials[c].nunique(dropna=True) > 1:
@@ -274,18 +292,18 @@ def search_views(exp: Experiment, out_dir: str | Path, metric: str | None = None
     paths = []
     for (dataset, backbone, method), sub in trials.groupby(list(GROUP_KEYS)):
         task = exp.task_of(str(dataset))
-        value = metric or selection_metric(exp, task)
-        if value not in sub:
-            continue
         order = next((c for c in ("trial_number", "trial_index", "start_time", "timestamp", "date")
                       if c in sub), None)
         sub = sub.sort_values(order, kind="stable") if order else sub
+        vals, value = trial_values(exp, sub, task, metric)
+        if vals is None:
+            continue
         failed = sub["status"].fillna("").str.lower().isin(FAILED_STATUSES) if "status" in sub else \
             pd.Series(False, index=sub.index)
-        vals = pd.to_numeric(sub[value], errors="coerce")
         good = ~failed.to_numpy() & np.isfinite(vals.to_numpy(float))
+        sub = sub.assign(_value=vals)
         params = _searched_params(sub[good], exp.search_params or None)
-        importance = param_importance(sub[good], params, value)
+        importance = param_importance(sub[good], params, "_value")
         fig = Figure(figsize=(10, 3.8))
         ax, ax2 = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1.6, 1]})
         idx = np.arange(len(sub))

@@ -18,7 +18,7 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from analysis.experiment import GROUP_KEYS, Experiment
+from analysis.experiment import GROUP_KEYS, Experiment, _find
 
 #: display names, in the paper's order (unknown methods keep their name and go last)
 METHOD_NAMES: dict[str, str] = {
@@ -150,6 +150,8 @@ def aggregate(exp: Experiment, metrics: Sequence[str], keys: Sequence[str] = GRO
         pd.DataFrame({"metric": list(metrics)}), how="cross")
     out = grid.merge(_key_frame(out, keys), on=keys + ["metric"], how="outer")
     out["n"] = out["n"].fillna(0).astype(int)
+    out["mean"] = pd.to_numeric(out["mean"], errors="coerce").astype(float)
+    out["std"] = pd.to_numeric(out["std"], errors="coerce").astype(float)
     out["expected"] = np.maximum(out["n"].to_numpy(), exp.n_expected_seeds)
     out["seeds"] = out["seeds"].fillna("")
     out["failed"] = out["failed"].fillna("")
@@ -531,8 +533,17 @@ def all_tables(exp: Experiment, split: str = "test_clean", data_root: str | None
     tables: list[Table] = []
     rec = exp.datasets("rec")
     if with_dataset_table and rec:
-        root = data_root or (exp.manifest.get("data_root") if isinstance(exp.manifest, dict) else None)
-        tables.append(dataset_table(rec, root))
+        root = data_root or _find(exp.manifest, "data_root")
+        recorded = exp.manifest.get("data", {}) if isinstance(exp.manifest, dict) else {}
+
+        def stats_of(name: str, root: str | None) -> dict:
+            """The statistics the search recorded in the manifest, else load the data set."""
+            entry = recorded.get(name) if isinstance(recorded, dict) else None
+            if isinstance(entry, dict) and isinstance(entry.get("stats"), dict):
+                return entry["stats"]
+            return _load_stats(name, root)
+
+        tables.append(dataset_table(rec, root, stats_of=stats_of))
     tables += performance_tables(exp, split)
     tables += image_tables(exp, split)
     tables += ablation_tables(exp, split)

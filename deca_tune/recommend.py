@@ -1,0 +1,126 @@
+"""``python -m deca_tune.recommend CHECKPOINT --users ... --k 20``: top-K items per user (CSV)
+from any trained recommendation trial, training items masked, so results can be checked
+outside the framework.
+
+CHECKPOINT: a trial folder (its latest checkpoint), a ``checkpoint_<n>`` folder or a
+``trainer.pt`` file. The trainer is rebuilt from the spec saved in the checkpoint and its best
+epoch's weights are used (``--weights last`` for the last epoch's).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+
+
+def _user_index(split, users: Sequence[str] | None) -> np.ndarray:
+    """Dense user indices for the ids given (original ids when the data set keeps them)."""
+    if not users or list(users) == ["all"]:
+        return np.unique(split.train[:, 0])
+    original = split.meta.get("original_user_ids") if isinstance(split.meta, dict) else None
+    if original is not None:
+        lookup = {str(u): i for i, u in enumerate(np.asarray(original))}
+        unknown = [u for u in users if str(u) not in lookup]
+        if unknown:
+            raise ValueError(f"unknown user id(s) {', '.join(map(str, unknown[:10]))} in {split.name}")
+        return np.array([lookup[str(u)] for u in users], dtype=np.int64)
+    try:
+        idx = np.array([int(u) for u in users], dtype=np.int64)
+    except ValueError as exc:
+        raise ValueError(f"user ids of {split.name} are integers 0..{split.n_users - 1}: {exc}") from None
+    bad = idx[(idx < 0) | (idx >= split.n_users)]
+    if len(bad):
+        raise ValueError(f"user id(s) {', '.join(map(str, bad[:10]))} outside 0..{split.n_users - 1}")
+    return idx
+
+
+@torch.no_grad()
+def top_k(trainer, users: np.ndarray, k: int, batch_users: int = 1024,
+          mask_valid: bool = False) -> pd.DataFrame:
+    """``user_index, rank, item_index, score`` of the ``k`` best items of each user, with the
+    user's training items (and validation items with ``mask_valid``) excluded. Batched: one
+    ``score_all`` + ``topk`` per batch of users."""
+    split = trainer.split
+    method = trainer.method
+    method.eval()
+    device = next(method.parameters()).device
+    k = min(k, split.n_items)
+    seen = split.train if not mask_valid else np.concatenate([split.train, split.valid])
+    order = np.argsort(seen[:, 0], kind="stable")
+    seen = seen[order]
+    starts = np.searchsorted(seen[:, 0], np.arange(split.n_users + 1))
+    rows = []
+    for lo in range(0, len(users), batch_users):
+        batch = users[lo:lo + batch_users]
+        scores = method.score_all(torch.as_tensor(batch, device=device)).float()
+        # mask every (row, item) the batch's users have seen, in one indexing operation
+        counts = starts[batch + 1] - starts[batch]
+        row_idx = np.repeat(np.arange(len(batch)), counts)
+        total = int(counts.sum())
+        pos = np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts) + np.repeat(starts[batch], counts)
+        item_idx = seen[pos, 1]
+        scores[torch.as_tensor(row_idx, device=device), torch.as_tensor(item_idx, device=device)] = -torch.inf
+        vals, items = torch.topk(scores, k, dim=1)
+        rows.append(pd.DataFrame({
+            "user_index": np.repeat(batch, k), "rank": np.tile(np.arange(1, k + 1), len(batch)),
+            "item_index": items.cpu().numpy().reshape(-1), "score": vals.cpu().numpy().reshape(-1)}))
+    out = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(
+        columns=["user_index", "rank", "item_index", "score"])
+    return out[np.isfinite(out["score"].to_numpy(float))]  # users who have seen almost everything
+
+
+def recommend(checkpoint: str | Path, users: Sequence[str] | None = None, k: int = 20,
+              data_root: str | None = None, weights: str = "best", mask_valid: bool = False) -> pd.DataFrame:
+    """The top-``k`` table of a checkpoint, with original ids where the data set keeps them."""
+    from analysis.checkpoints import load_trainer
+
+    trainer = load_trainer(checkpoint, data_root=data_root, weights=weights)
+    if trainer.spec.get("task", "rec") != "rec":
+        raise ValueError(f"{checkpoint}: a {trainer.spec.get('task')} trial; recommendations need "
+                         "a recommendation (task rec) trial")
+    split = trainer.split
+    frame = top_k(trainer, _user_index(split, users), k, mask_valid=mask_valid)
+    meta = split.meta if isinstance(split.meta, dict) else {}
+    uid, iid = meta.get("original_user_ids"), meta.get("original_item_ids")
+    frame["user"] = np.asarray(uid)[frame["user_index"]] if uid is not None else frame["user_index"]
+    frame["item"] = np.asarray(iid)[frame["item_index"]] if iid is not None else frame["item_index"]
+    return frame[["user", "rank", "item", "score", "user_index", "item_index"]].reset_index(drop=True)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m deca_tune.recommend",
+                                     description="Top-K items per user from a trained trial (CSV).")
+    parser.add_argument("checkpoint", help="trial folder, checkpoint_<n> folder or trainer.pt")
+    parser.add_argument("--users", nargs="*", default=["all"],
+                        help="user ids (the data set's original ids when it keeps them), or 'all' "
+                             "(default: every user with training interactions)")
+    parser.add_argument("--k", type=int, default=20)
+    parser.add_argument("--out", help="CSV file to write (default: stdout)")
+    parser.add_argument("--data-root", help="data root if it moved since training")
+    parser.add_argument("--weights", choices=["best", "last"], default="best",
+                        help="best epoch on validation (default) or the checkpoint's last epoch")
+    parser.add_argument("--mask-valid", action="store_true", help="also exclude validation items")
+    args = parser.parse_args(argv)
+    if args.k < 1:
+        parser.error("--k must be >= 1")
+    try:
+        frame = recommend(args.checkpoint, args.users, args.k, args.data_root, args.weights, args.mask_valid)
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        frame.to_csv(args.out, index=False)
+        print(f"{frame['user_index'].nunique()} users x top-{args.k} -> {args.out}", file=sys.stderr)
+    else:
+        frame.to_csv(sys.stdout, index=False)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,78 @@
+"""``python -m deca_tune.recommend``: top-K from a saved trainer checkpoint, training items masked."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from analysis.checkpoints import find_checkpoint, load_trainer
+from deca_tune.recommend import main as recommend_main
+from deca_tune.recommend import recommend
+from deca_tune.training import build_trainer
+
+SPEC = {"task": "rec", "dataset": "synthetic", "backbone": "gmf", "method": "normal", "seed": 3,
+        "max_epochs": 2, "device": "cpu", "dataset_options": {"n_users": 60, "n_items": 50}}
+
+
+@pytest.fixture(scope="module")
+def trial(tmp_path_factory):
+    """A trial folder as the trainable writes it: checkpoint_<n>/trainer.pt per epoch."""
+    folder = tmp_path_factory.mktemp("trial")
+    trainer = build_trainer(SPEC)
+    for epoch in range(2):
+        trainer.train_epoch()
+        (folder / f"checkpoint_{epoch:06d}").mkdir()
+        torch.save(trainer.state_dict(), folder / f"checkpoint_{epoch:06d}" / "trainer.pt")
+    return folder, trainer
+
+
+def test_finds_the_latest_checkpoint(trial, tmp_path) -> None:
+    folder, _ = trial
+    assert find_checkpoint(folder) == folder / "checkpoint_000001" / "trainer.pt"
+    assert find_checkpoint(folder / "checkpoint_000000") == folder / "checkpoint_000000" / "trainer.pt"
+    with pytest.raises(FileNotFoundError, match="no trainer.pt"):
+        find_checkpoint(tmp_path)
+
+
+def test_top_k_masks_training_items_and_matches_a_direct_ranking(trial) -> None:
+    folder, trained = trial
+    recs = recommend(folder, users=["0", "7", "59"], k=5)
+    assert list(recs.columns) == ["user", "rank", "item", "score", "user_index", "item_index"]
+    assert len(recs) == 15 and recs.groupby("user")["rank"].apply(list).tolist() == [[1, 2, 3, 4, 5]] * 3
+    split = trained.split
+    seen = {(int(u), int(i)) for u, i in split.train}
+    assert not any((u, i) in seen for u, i in zip(recs["user_index"], recs["item_index"]))
+    # independent check: rank the best-epoch model's scores of user 7 by hand
+    loaded = load_trainer(folder)
+    with torch.no_grad():
+        scores = loaded.method.score_all(torch.tensor([7]))[0].numpy()
+    allowed = [i for i in range(split.n_items) if (7, i) not in seen]
+    expected = sorted(allowed, key=lambda i: -scores[i])[:5]
+    got = recs[recs["user_index"] == 7].sort_values("rank")
+    assert got["item_index"].tolist() == expected
+    assert np.allclose(got["score"], scores[expected], atol=1e-6)
+    assert (np.diff(got["score"].to_numpy()) <= 0).all()
+
+
+def test_best_weights_are_those_of_the_best_epoch(trial) -> None:
+    folder, trained = trial
+    best = load_trainer(folder, weights="best")
+    last = load_trainer(folder, weights="last")
+    state = torch.load(find_checkpoint(folder), weights_only=False)
+    for name, tensor in best.method.state_dict().items():
+        assert torch.equal(tensor, state["best_state"][name])
+    for name, tensor in last.method.state_dict().items():
+        assert torch.equal(tensor, state["method"][name])
+
+
+def test_cli(trial, tmp_path, capsys) -> None:
+    folder, trained = trial
+    out = tmp_path / "recs.csv"
+    assert recommend_main([str(folder), "--k", "3", "--out", str(out)]) == 0
+    frame = pd.read_csv(out)
+    assert frame["user"].nunique() == len(np.unique(trained.split.train[:, 0])) and len(frame) == 3 * frame["user"].nunique()
+    assert recommend_main([str(folder), "--users", "999"]) == 2
+    assert "outside 0..59" in capsys.readouterr().err
+    assert recommend_main([str(tmp_path / "nope")]) == 2
+    assert "does not exist" in capsys.readouterr().err
