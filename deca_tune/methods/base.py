@@ -43,7 +43,7 @@ class RecMethod(nn.Module):
             torch.random.set_rng_state(state)
 
     def regularised_parameters(self) -> list[nn.Parameter]:
-        """Parameters under the L2 penalty ``l2 / n_users * ||theta||^2``: the target model's."""
+        """Parameters under the L2 penalty ``l2 / (2 n_users) * ||theta||^2``: the target model's."""
         return list(self.f.parameters())
 
     def prepare(self, pretrain: PretrainFn) -> None:

@@ -1,8 +1,8 @@
 """THE training loop for recommendation, shared by every method (``deca_tune.methods``).
 
 Per epoch: shuffle the training positives, sample ``neg_ratio`` negatives for each with the
-method's sampler, run mini-batches of ``method.batch_loss`` + ``l2 / n_users * ||theta||^2`` with
-Adam, then evaluate by full ranking on the validation and test splits. Early stopping watches the
+method's sampler, run mini-batches of ``method.batch_loss`` + ``l2 / (2 n_users) * ||theta||^2``
+(the DeCA authors' scaling of lambda, over all parameters of the target model) with Adam, then evaluate by full ranking on the validation and test splits. Early stopping watches the
 selection metric (noisy validation NDCG@20, or clean validation under the ``paper`` protocol) and
 :meth:`RecTrainer.fit` restores the best epoch. Nothing here knows about Ray.
 """
@@ -53,7 +53,8 @@ class RecTrainer:
         self.sampler = SAMPLERS.get(self.method.sampler)(self.split)
         params = [p for p in self.method.parameters() if p.requires_grad]
         self.optimizer = torch.optim.Adam(params, lr=float(s["lr"]))
-        self.l2_weight = float(s["l2"]) / self.split.n_users
+        # the authors' code: lambda0 * 1/2 * sum ||theta||^2 / n_users, added to every batch loss
+        self.l2_weight = float(s["l2"]) / (2.0 * self.split.n_users)
         self._test_mask = self.split.test_mask(s["protocol"])
 
         self.epoch = 0
