@@ -29,7 +29,7 @@ UNIT_KEYS = ["task", "dataset", "backbone", "method"]
 _TUNE_COLUMNS = {"timestamp", "checkpoint_dir_name", "should_checkpoint", "done", "training_iteration",
                  "trial_id", "date", "time_this_iter_s", "time_total_s", "pid", "hostname", "node_ip",
                  "time_since_restore", "iterations_since_restore", "logdir", "worker_pid",
-                 "setup_seconds", "selection_metric", "trainer_finished", "device", "restored_from"}
+                 "setup_seconds", "selection_metric", "trainer_finished", "device", "gpu_ids", "restored_from"}
 
 
 def _flat_config(config: dict[str, Any]) -> dict[str, Any]:

@@ -12,8 +12,9 @@ Reported keys: every numeric metric of the trainer (``epoch``, ``loss``, ``loss/
 plus ``score`` (best value so far of the trainer's ``selection_metric``: what Optuna, ASHA and
 the best-config choice see), ``selection_metric`` (its name), ``best_epoch``,
 ``trainer_finished`` (1 once the trainer is done: max epochs or its own early stopping),
-``setup_seconds`` (building the trainer, data included), ``worker_pid`` and ``device`` (where
-the model trained). Test metrics are reported for analysis only; nothing selects on them.
+``setup_seconds`` (building the trainer, data included), ``worker_pid``, ``device`` (where
+the model trained) and ``gpu_ids`` (what Ray assigned; fractional trials share an id). Test
+metrics are reported for analysis only; nothing selects on them.
 """
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ import warnings
 from pathlib import Path
 from typing import Any, Callable
 
+import ray
 import torch
 from ray import tune
 from torch.utils.tensorboard import SummaryWriter
@@ -44,18 +46,21 @@ def resolve_factory(path: str | None) -> Callable[[dict[str, Any]], Any]:
     return getattr(importlib.import_module(module), name)
 
 
+def gpu_ids() -> str:
+    """The GPUs Ray assigned to this trial, comma-separated ('' for none)."""
+    return ",".join(str(g) for g in ray.get_gpu_ids())
+
+
 def assigned_device(requested: str) -> str:
     """The device of this trial: the GPU Ray assigned (if any and usable), else the CPU.
 
     Ray restricts ``CUDA_VISIBLE_DEVICES`` to the trial's GPU, so ``cuda`` is that GPU.
     """
-    import ray
-
-    gpu_ids = ray.get_gpu_ids()
-    if requested not in ("auto", "cuda") or not gpu_ids:
+    ids = ray.get_gpu_ids()
+    if requested not in ("auto", "cuda") or not ids:
         return "cpu" if requested in ("auto", "cuda") else requested
     if not torch.cuda.is_available():
-        warnings.warn(f"Ray assigned GPU(s) {gpu_ids} to this trial but torch sees no CUDA "
+        warnings.warn(f"Ray assigned GPU(s) {ids} to this trial but torch sees no CUDA "
                       "device; training on the CPU")
         return "cpu"
     return "cuda"
@@ -108,7 +113,7 @@ def run_trial(config: dict[str, Any], task: str) -> None:
                 "worker_pid": os.getpid(),
             })
             report: dict[str, Any] = {**metrics, "selection_metric": trainer.selection_metric,
-                                      "device": spec["device"]}
+                                      "device": spec["device"], "gpu_ids": gpu_ids()}
             with tempfile.TemporaryDirectory() as folder:
                 torch.save(trainer.state_dict(), Path(folder) / CHECKPOINT_FILE)
                 tune.report(report, checkpoint=tune.Checkpoint.from_directory(folder))
