@@ -146,7 +146,9 @@ def build_parser(raise_errors: bool = False) -> argparse.ArgumentParser:
     g.add_argument("--max-failures", type=_nonnegative_int, default=d["max_failures"],
                    help="retries of a failed trial from its last checkpoint")
     g.add_argument("--address", default=d["address"],
-                   help="address of an existing Ray cluster (host:port); default: start a local one")
+                   help="address of an existing Ray cluster (host:port); default: start a local one. "
+                        "A cluster with token authentication (Ray's default for `ray start`) needs "
+                        "RAY_AUTH_MODE=token in the environment")
     g = p.add_argument_group("output")
     g.add_argument("--storage-path", default=d["storage_path"], help="folder holding experiments")
     g.add_argument("--name", default=d["name"],
