@@ -61,7 +61,8 @@ def data_record(task: str, dataset: str, spec: dict[str, Any]) -> dict[str, Any]
             return {"stats": split.stats(), "meta": split.meta}
         from deca_tune.data.images import load_raw_images
 
-        raw = load_raw_images(dataset, spec.get("data_root"))
+        options = tuple(sorted((spec.get("dataset_options") or {}).items()))
+        raw = load_raw_images(dataset, spec.get("data_root"), spec.get("cache_dir"), True, True, options)
         return {"source": raw.source, "train": len(raw.train_y), "test": len(raw.test_y)}
     except Exception as exc:  # recorded, not fatal: the trials will report the same error
         return {"error": f"{type(exc).__name__}: {exc}"}

@@ -216,3 +216,19 @@ def test_interrupted_experiment_resumes_without_losing_finished_trials(ray_sessi
     manifest = json.loads((exp / "manifest.json").read_text())
     assert len(manifest["resumes"]) == 2
     assert len(pd.read_csv(exp / "summary/seed_runs.csv")) == 1
+
+
+def test_image_search_with_the_real_trainer(ray_session, tmp_path, capsys):
+    """The image family end to end: a tiny synthetic image set, the MLP, the lr grid."""
+    argv = ["--datasets", "synthetic-images", "--backbones", "mlp", "--methods", "normal",
+            "--search", "grid", "--set", "dataset_options.n_train=600", "--set", "dataset_options.n_test=100",
+            "--set", "valid_size=100", "--set", "meta_per_class=5", "--max-epochs", "2", "--seeds", "0",
+            "--storage-path", str(tmp_path), "--name", "img", "--verbose", "0"]
+    code, out = run(argv, capsys)
+    assert code == 0, out
+    trials = pd.read_csv(tmp_path / "img/summary/search_trials.csv")
+    assert sorted(trials["config/lr"]) == [0.01, 0.1]  # the paper's image lr grid
+    assert (trials["selection_metric"] == "valid/accuracy").all() and (trials["task"] == "image").all()
+    summary = pd.read_csv(tmp_path / "img/summary/summary.csv")
+    assert 0 <= summary["test_clean/accuracy/mean"].iloc[0] <= 1
+    assert "accuracy" in out.split("test clean metrics")[1]
