@@ -112,7 +112,7 @@ def run_table(exp: Experiment) -> list[Table]:
     agg = aggregate(exp, cols, keys=keys, groups=have)
     for dataset in sorted(agg["dataset"].dropna().unique()):
         sub = agg[agg["dataset"] == dataset]
-        table = _block_table(exp, f"noise_detection_{dataset}",
+        table = _block_table(f"noise_detection_{dataset}",
                              f"{dataset_name(dataset)}: finding the noisy training labels with each "
                              "method's clean score, mean ± std over seeds. Bold: best per column.",
                              sub, columns, _row_label, [], digits=3)

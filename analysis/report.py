@@ -97,7 +97,8 @@ def _find_exports(root: Path, pattern: str, skip: Path) -> list[Path]:
 def build_report(experiment: str | Path, out_dir: str | Path | None = None,
                  formats: Sequence[str] = FORMATS, split: str = "test_clean",
                  interpretability: Iterable[str | Path] = (), scores: Iterable[str | Path] = (),
-                 data_root: str | None = None, dataset_table: bool = True) -> Report:
+                 data_root: str | None = None, dataset_table: bool = True,
+                 ks: dict[str, tuple[int, int]] | None = None, digits: int = 3) -> Report:
     """Write the report of ``experiment`` into ``out_dir`` and return what was written."""
     unknown = [f for f in formats if f not in FORMATS]
     if unknown:
@@ -112,12 +113,14 @@ def build_report(experiment: str | Path, out_dir: str | Path | None = None,
 
     report.tables = [status_table(exp)]
     report.tables += tabs.all_tables(exp, split=split, data_root=data_root,
-                                     with_dataset_table=dataset_table)
+                                     with_dataset_table=dataset_table, ks=ks)
     report.tables += noise_detection.run_table(exp)
     exported = noise_detection.export_table(list(interp) + list(score_files))
     if exported is not None:
         report.tables.append(exported)
 
+    for table in report.tables:
+        table.digits = digits
     report.figures = figs.all_figures(exp, out / "figures", split=split, interpretability=interp)
 
     table_formats = [f for f in formats if f in ("md", "tex", "csv")]
@@ -143,11 +146,15 @@ def _header_lines(exp: Experiment) -> list[str]:
     m = exp.manifest if isinstance(exp.manifest, dict) else {}
     lines = [f"Experiment folder: `{exp.root}`",
              f"Report written: {_dt.datetime.now().isoformat(timespec='seconds')}"]
-    for key, label in (("command", "Command"), ("command_line", "Command"), ("git_commit", "Git commit"),
-                       ("git", "Git"), ("seeds", "Seeds")):
+    for key, label in (("command", "Command"), ("created", "Experiment created"), ("seeds", "Seeds")):
         if key in m:
-            value = " ".join(m[key]) if isinstance(m[key], list) and key.startswith("command") else m[key]
+            value = " ".join(map(str, m[key])) if isinstance(m[key], list) else m[key]
             lines.append(f"{label}: `{value}`")
+    git = m.get("git")
+    if isinstance(git, dict) and git.get("commit"):
+        lines.append(f"Git commit: `{git['commit']}`" + (" (uncommitted changes)" if git.get("dirty") else ""))
+    if m.get("resumes"):
+        lines.append(f"Resumed {len(m['resumes'])} time(s)")
     lines.append(f"Seed runs: {len(exp.seed_runs)} rows; search trials: {len(exp.search_trials)}; "
                  f"planned seeds per family: {exp.n_expected_seeds or 'unknown'}")
     return lines

@@ -317,13 +317,17 @@ def mark_star(data: pd.DataFrame, baselines: Sequence[str] = BASELINES,
 
 
 # ---------------------------------------------------------------------------- metrics per data set
-def rec_metrics(exp: Experiment, dataset: str, split: str = "test_clean") -> tuple[list[tuple[str, str]], list[str]]:
+KsOverride = dict[str, tuple[int, int]]
+
+
+def rec_metrics(exp: Experiment, dataset: str, split: str = "test_clean",
+                ks: KsOverride | None = None) -> tuple[list[tuple[str, str]], list[str]]:
     """Columns of Tables 2/3 for ``dataset``: [(label, metric column)], plus notes.
 
     Uses the paper's two K (:data:`DATASET_KS`); if the runs lack one, the nearest K they
     have is used and a note says so.
     """
-    wanted = DATASET_KS.get(dataset, DEFAULT_KS)
+    wanted = tuple((ks or {}).get(dataset) or DATASET_KS.get(dataset, DEFAULT_KS))
     have: set[int] = set()
     for col in exp.seed_runs.columns:
         if isinstance(col, str) and col.startswith(f"{split}/recall@"):
@@ -354,7 +358,7 @@ def _missing_notes(data: pd.DataFrame, label: Callable[[pd.Series], str]) -> lis
     return notes
 
 
-def _block_table(exp: Experiment, name: str, caption: str, agg: pd.DataFrame,
+def _block_table(name: str, caption: str, agg: pd.DataFrame,
                  columns: list[tuple[str, str]], row_of: Callable[[pd.Series], str],
                  rows_order: list[str], **kwargs: Any) -> Table:
     colmap = {metric: label for label, metric in columns}
@@ -378,17 +382,18 @@ def _default_h(agg: pd.DataFrame) -> pd.DataFrame:
 
 
 # ---------------------------------------------------------------------------- Tables 2/3
-def performance_tables(exp: Experiment, split: str = "test_clean") -> list[Table]:
+def performance_tables(exp: Experiment, split: str = "test_clean",
+                       ks: KsOverride | None = None) -> list[Table]:
     """Tables 2/3 layout: one table per recommendation data set, a block per backbone."""
     tables = []
     for dataset in exp.datasets("rec"):
-        columns, notes = rec_metrics(exp, dataset, split)
+        columns, notes = rec_metrics(exp, dataset, split, ks)
         keys = list(GROUP_KEYS) + (["h_backbone"] if "h_backbone" in exp.seed_runs else [])
         groups = exp.groups()
         agg = _default_h(aggregate(exp, [m for _, m in columns], keys=keys, groups=groups))
         agg = agg[agg["dataset"] == dataset]
         table = _block_table(
-            exp, f"table2_{dataset}",
+            f"table2_{dataset}",
             f"{dataset_name(dataset)}: {split} Recall/NDCG, mean ± std over seeds "
             "(Tables 2/3 layout). Bold: best per column; *: best denoising result beats the best "
             f"baseline by more than {STAR_THRESHOLD:.0%}.",
@@ -436,7 +441,8 @@ def image_tables(exp: Experiment, split: str = "test_clean") -> list[Table]:
 
 
 # ---------------------------------------------------------------------------- Table 5
-def ablation_tables(exp: Experiment, split: str = "test_clean") -> list[Table]:
+def ablation_tables(exp: Experiment, split: str = "test_clean",
+                    ks: KsOverride | None = None) -> list[Table]:
     """Table 5: DP/DN ablations next to full DeCA / DeCA(p), when the experiment has them."""
     tables = []
     groups = exp.groups()
@@ -444,13 +450,13 @@ def ablation_tables(exp: Experiment, split: str = "test_clean") -> list[Table]:
         methods = set(groups.loc[groups["dataset"] == dataset, "method"])
         if not methods & {"deca-dp", "deca-dn", "deca_p-dp", "deca_p-dn"}:
             continue
-        columns, notes = rec_metrics(exp, dataset, split)
+        columns, notes = rec_metrics(exp, dataset, split, ks)
         keys = list(GROUP_KEYS) + (["h_backbone"] if "h_backbone" in exp.seed_runs else [])
         agg = _default_h(aggregate(exp, [m for _, m in columns], keys=keys))
         agg = agg[(agg["dataset"] == dataset) & agg["method"].isin(ABLATION_ROWS)].copy()
         agg["family"] = agg["method"].str.split("-").str[0]
         table = _block_table(
-            exp, f"table5_{dataset}",
+            f"table5_{dataset}",
             f"{dataset_name(dataset)}: one sub-task only (DP or DN) against full DeCA / DeCA(p), "
             f"{split}, mean ± std over seeds (Table 5). Bold: best per column within each family.",
             agg, columns, lambda r: method_name(r["method"]), [method_name(m) for m in ABLATION_ROWS],
@@ -462,7 +468,8 @@ def ablation_tables(exp: Experiment, split: str = "test_clean") -> list[Table]:
 
 
 # ---------------------------------------------------------------------------- Table 6
-def h_model_tables(exp: Experiment, split: str = "test_clean") -> list[Table]:
+def h_model_tables(exp: Experiment, split: str = "test_clean",
+                   ks: KsOverride | None = None) -> list[Table]:
     """Table 6: the choice of the noise models h, h' (spec key ``h_backbone``), when varied."""
     runs = exp.seed_runs
     if runs.empty or "h_backbone" not in runs or runs["h_backbone"].dropna().empty:
@@ -472,7 +479,7 @@ def h_model_tables(exp: Experiment, split: str = "test_clean") -> list[Table]:
         sub = runs[runs["dataset"] == dataset]
         if sub["h_backbone"].dropna().nunique() < 1:
             continue
-        columns, notes = rec_metrics(exp, dataset, split)
+        columns, notes = rec_metrics(exp, dataset, split, ks)
         agg = aggregate(exp, [m for _, m in columns], keys=list(GROUP_KEYS) + ["h_backbone"],
                         groups=runs[list(GROUP_KEYS) + ["h_backbone"]])
         agg = agg[(agg["dataset"] == dataset) & agg["method"].isin(("normal", "deca", "deca_p"))].copy()
@@ -487,7 +494,7 @@ def h_model_tables(exp: Experiment, split: str = "test_clean") -> list[Table]:
         order = ["Normal"] + [f"{method_name(m)} (h, h' = {backbone_name(h)})"
                               for m in ("deca", "deca_p") for h in ("mf", "gmf", "neumf", "cdae", "lightgcn")]
         table = _block_table(
-            exp, f"table6_{dataset}",
+            f"table6_{dataset}",
             f"{dataset_name(dataset)}: effect of the noise model h, h' (spec key h_backbone), "
             f"{split}, mean ± std over seeds (Table 6). Bold: best per column.",
             agg, columns, row_of, order, notes=notes)
@@ -528,7 +535,7 @@ def dataset_table(datasets: Sequence[str], data_root: str | None = None,
 
 
 def all_tables(exp: Experiment, split: str = "test_clean", data_root: str | None = None,
-               with_dataset_table: bool = True) -> list[Table]:
+               with_dataset_table: bool = True, ks: KsOverride | None = None) -> list[Table]:
     """Every table the experiment supports, in the paper's order."""
     tables: list[Table] = []
     rec = exp.datasets("rec")
@@ -544,8 +551,8 @@ def all_tables(exp: Experiment, split: str = "test_clean", data_root: str | None
             return _load_stats(name, root)
 
         tables.append(dataset_table(rec, root, stats_of=stats_of))
-    tables += performance_tables(exp, split)
+    tables += performance_tables(exp, split, ks)
     tables += image_tables(exp, split)
-    tables += ablation_tables(exp, split)
-    tables += h_model_tables(exp, split)
+    tables += ablation_tables(exp, split, ks)
+    tables += h_model_tables(exp, split, ks)
     return tables

@@ -29,6 +29,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="clean-score exports for the noise-detection table; "
                              "default: *clean_scores*.csv files inside the experiment")
     parser.add_argument("--data-root", help="data root for Table 1 (default: $DECA_TUNE_DATA)")
+    parser.add_argument("--ks", action="append", default=[], metavar="DATASET=K1,K2",
+                        help="the two K of a data set's table (default per paper 5.1.2: 5,20; "
+                             "electronics 10,50), e.g. --ks ml-100k=3,20")
+    parser.add_argument("--digits", type=int, default=3, help="decimals of the result tables")
     parser.add_argument("--no-dataset-table", action="store_true",
                         help="skip Table 1 (it loads every data set)")
     args = parser.parse_args(argv)
@@ -36,10 +40,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     bad = [f for f in formats if f not in FORMATS]
     if bad:
         parser.error(f"unknown format(s) {', '.join(bad)}; choose from {', '.join(FORMATS)}")
+    ks = {}
+    for item in args.ks:
+        name, sep, values = item.partition("=")
+        try:
+            k1, k2 = (int(v) for v in values.split(","))
+        except ValueError:
+            parser.error(f"--ks {item!r}: expected DATASET=K1,K2 such as ml-100k=3,20")
+        ks[name] = (k1, k2)
     try:
         report = build_report(args.experiment, args.out, formats, split=args.split,
                               interpretability=args.interpretability, scores=args.scores,
-                              data_root=args.data_root, dataset_table=not args.no_dataset_table)
+                              data_root=args.data_root, dataset_table=not args.no_dataset_table,
+                              ks=ks, digits=args.digits)
     except ExperimentError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
