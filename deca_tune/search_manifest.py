@@ -50,6 +50,23 @@ def git_state(repo: Path = REPO) -> dict[str, Any]:
         return {"commit": None, "error": str(exc).splitlines()[0] if str(exc) else type(exc).__name__}
 
 
+def compact(value: Any, max_items: int = 50) -> Any:
+    """``value`` as small JSON: arrays and long lists become a one-line description."""
+    if isinstance(value, dict):
+        return {str(k): compact(v, max_items) for k, v in value.items()}
+    if hasattr(value, "shape") and hasattr(value, "dtype"):  # numpy array / torch tensor
+        if getattr(value, "ndim", 1) == 0:
+            return value.item()
+        return f"<{type(value).__name__} {tuple(value.shape)} {value.dtype}>"
+    if isinstance(value, (list, tuple)):
+        if len(value) > max_items:
+            return f"<{type(value).__name__} of {len(value)} items>"
+        return [compact(v, max_items) for v in value]
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return str(value)
+
+
 def data_record(task: str, dataset: str, spec: dict[str, Any]) -> dict[str, Any]:
     """Statistics and source checksums of one data set (loads it: cached per process)."""
     try:
@@ -58,12 +75,12 @@ def data_record(task: str, dataset: str, spec: dict[str, Any]) -> dict[str, Any]
 
             split = load_rec_dataset(dataset, data_root=spec.get("data_root"),
                                      **spec.get("dataset_options", {}))
-            return {"stats": split.stats(), "meta": split.meta}
+            return {"stats": split.stats(), "meta": compact(split.meta)}
         from deca_tune.data.images import load_raw_images
 
         options = tuple(sorted((spec.get("dataset_options") or {}).items()))
         raw = load_raw_images(dataset, spec.get("data_root"), spec.get("cache_dir"), True, True, options)
-        return {"source": raw.source, "train": len(raw.train_y), "test": len(raw.test_y)}
+        return {"source": compact(raw.source), "train": len(raw.train_y), "test": len(raw.test_y)}
     except Exception as exc:  # recorded, not fatal: the trials will report the same error
         return {"error": f"{type(exc).__name__}: {exc}"}
 

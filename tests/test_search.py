@@ -142,6 +142,7 @@ def test_manifest_and_worker_reuse(optuna_experiment):
     assert "commit" in manifest["git"]
     assert manifest["command"].startswith("python -m deca_tune.search --datasets synthetic")
     assert manifest["data"]["synthetic"]["stats"]["users"] == 100
+    assert manifest["data"]["synthetic"]["meta"]["liked_pairs"].startswith("<ndarray (")  # compact
     assert manifest["resources"]["concurrency"] == 2 and manifest["finished"]
     assert set(manifest["timing"]) == {"synthetic__gmf__normal", "synthetic__gmf__deca"}
     for unit in manifest["timing"]:
