@@ -197,6 +197,18 @@ class Experiment:
         return runs[ok]
 
 
+def _merge_noise_detection(runs: pd.DataFrame, path: Path) -> pd.DataFrame:
+    """Add the per-run noise-detection scores of ``exports/noise_detection.csv`` (written by
+    :func:`analysis.exports.export_scores`) to the seed runs that lack them."""
+    scores = _normalise(_read_csv(path))
+    cols = [c for c in ("noise_auc", "noise_precision") if c in scores and c not in runs]
+    keys = list(GROUP_KEYS) + ["seed"]
+    if runs.empty or scores.empty or not cols or not all(k in scores for k in keys):
+        return runs
+    scores = scores.drop_duplicates(subset=keys, keep="last")
+    return runs.merge(scores[keys + cols], on=keys, how="left")
+
+
 def load_experiment(root: str | Path) -> Experiment:
     """Read ``root`` (an experiment folder). Raises :class:`ExperimentError` if it is not one."""
     root = Path(root).expanduser()
@@ -223,6 +235,7 @@ def load_experiment(root: str | Path) -> Experiment:
         setattr(exp, attr, frame)
         if frame.empty:
             exp.warnings.append(f"{summary / name} is missing or empty (experiment unfinished?)")
+    exp.seed_runs = _merge_noise_detection(exp.seed_runs, root / "exports" / "noise_detection.csv")
     for name, frame in (("seed_runs.csv", exp.seed_runs), ("curves.csv", exp.curves)):
         missing = [k for k in GROUP_KEYS + ("seed",) if not frame.empty and k not in frame]
         if missing:

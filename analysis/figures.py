@@ -364,14 +364,38 @@ def all_figures(exp: Experiment, out_dir: str | Path, split: str = "test_clean",
     paths = learning_curves(exp, out_dir, split)
     paths += sensitivity_heatmaps(exp, out_dir)
     paths += search_views(exp, out_dir)
-    sources = {}
-    for path in interpretability:
-        frame = read_interpretability(path)
-        if "method" in frame and frame["method"].nunique() > 1:
-            for method, sub in frame.groupby("method"):
-                sources[f"{Path(path).stem} / {method_name(str(method))}"] = sub
+    paths += interpretability_figures([read_interpretability(p).assign(_file=Path(p).stem)
+                                       for p in interpretability], out_dir)
+    return paths
+
+
+def interpretability_figures(frames: list[pd.DataFrame], out_dir: str | Path) -> list[Path]:
+    """Fig. 6 per data set: exports with ``dataset``/``backbone``/``method``/``seed`` columns
+    (``analysis.exports``) are pooled over seeds per method; others are shown per file."""
+    if not frames:
+        return []
+    data = pd.concat(frames, ignore_index=True)
+    data["rating"] = pd.to_numeric(data["rating"], errors="coerce")
+    if "dataset" not in data:
+        data["dataset"] = ""
+    paths = []
+    for dataset, sub in data.groupby(data["dataset"].fillna(""), sort=True):
+        sub = sub[sub["rating"].notna()]
+        if sub.empty:
+            continue  # no ratings (e.g. synthetic): nothing to plot against
+        sources: dict[str, pd.DataFrame] = {}
+        if "method" in sub and sub["method"].notna().all():
+            by = ["backbone", "method"] if "backbone" in sub and sub["backbone"].notna().all() else ["method"]
+            for key, grp in sub.groupby(by, sort=False):
+                key = key if isinstance(key, tuple) else (key,)
+                label = " / ".join([method_name(str(key[-1]))] + [backbone_name(str(k)) for k in key[:-1]])
+                if "seed" in grp:
+                    n = grp["seed"].nunique()
+                    label += f" ({n} seed{'s' * (n != 1)})"
+                sources[label] = grp
         else:
-            sources[Path(path).stem] = frame
-    if sources:
-        paths.append(rating_probability(sources, out_dir / "fig6_rating_probability.png"))
+            sources = {str(f): grp for f, grp in sub.groupby("_file", sort=False)}
+        title = "Mean real-positive probability per rating" + (f": {dataset_name(str(dataset))}" if dataset else "")
+        name = "fig6_rating_probability" + (f"_{_slug(dataset)}" if dataset else "")
+        paths.append(rating_probability(sources, Path(out_dir) / f"{name}.png", title=title))
     return paths

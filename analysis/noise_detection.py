@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.experiment import GROUP_KEYS, Experiment
+from analysis.tables import _ORDER as METHOD_ORDER
 from analysis.tables import Table, _block_table, _missing_notes, aggregate, dataset_name, \
     mark_best, method_name
 
@@ -115,7 +116,7 @@ def run_table(exp: Experiment) -> list[Table]:
         table = _block_table(f"noise_detection_{dataset}",
                              f"{dataset_name(dataset)}: finding the noisy training labels with each "
                              "method's clean score, mean ± std over seeds. Bold: best per column.",
-                             sub, columns, _row_label, [], digits=3)
+                             sub, columns, _row_label, [method_name(m) for m in METHOD_ORDER], digits=3)
         table.data = mark_best(table.data).assign(star=False)
         table.notes += _missing_notes(table.data, lambda r: f"{r['block']} / {r['row']}")
         tables.append(table)

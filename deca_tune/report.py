@@ -33,6 +33,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="the two K of a data set's table (default per paper 5.1.2: 5,20; "
                              "electronics 10,50), e.g. --ks ml-100k=3,20")
     parser.add_argument("--digits", type=int, default=3, help="decimals of the result tables")
+    parser.add_argument("--export-scores", action="store_true",
+                        help="first load every seed run's checkpoint and write its per-example "
+                             "scores to EXPERIMENT/exports (Fig. 6, noise-detection table)")
     parser.add_argument("--no-dataset-table", action="store_true",
                         help="skip Table 1 (it loads every data set)")
     args = parser.parse_args(argv)
@@ -52,7 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         report = build_report(args.experiment, args.out, formats, split=args.split,
                               interpretability=args.interpretability, scores=args.scores,
                               data_root=args.data_root, dataset_table=not args.no_dataset_table,
-                              ks=ks, digits=args.digits)
+                              ks=ks, digits=args.digits, export=args.export_scores)
     except ExperimentError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

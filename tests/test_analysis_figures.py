@@ -90,6 +90,21 @@ def test_rating_probability_and_motivation_bars(rec_exp, tmp_path) -> None:
         F.read_interpretability(tmp_path / "bad.csv")
 
 
+def test_fig6_pools_seeds_per_method_and_skips_sets_without_ratings(tmp_path) -> None:
+    rng = np.random.default_rng(1)
+    frames = []
+    for method in ("deca", "deca_p"):
+        for seed in (0, 1):
+            rating = rng.integers(1, 6, 300)
+            frames.append(pd.DataFrame({"dataset": "ml-100k", "backbone": "gmf", "method": method,
+                                        "seed": seed, "user": 0, "item": 0, "rating": rating,
+                                        "probability": rating / 6, "_file": f"{method}{seed}"}))
+    frames.append(frames[0].assign(dataset="synthetic", rating=np.nan))
+    paths = F.interpretability_figures(frames, tmp_path)
+    assert [p.name for p in paths] == ["fig6_rating_probability_ml-100k.png"]
+    assert_png(paths[0])
+
+
 def test_noise_detection_from_exports(tmp_path) -> None:
     perfect = pd.DataFrame({"rating": [5, 4, 4, 3, 2, 1], "probability": [0.9, 0.8, 0.7, 0.5, 0.2, 0.1]})
     res = ND.score_export(perfect)

@@ -12,6 +12,8 @@ from deca_tune.recommend import recommend
 from deca_tune.report import main as report_main
 from deca_tune.search import main as search_main
 
+pytestmark = pytest.mark.slow  # a real Ray Tune search: tens of seconds of Tune overhead
+
 
 @pytest.fixture(scope="module")
 def experiment(ray_session, tmp_path_factory):
@@ -62,6 +64,21 @@ def test_partial_view_of_the_real_experiment(experiment, tmp_path) -> None:
     assert report_main([str(partial), "--formats", "md", "--no-dataset-table"]) == 0
     md = (partial / "report" / "report.md").read_text()
     assert "(1/2 seeds)" in md and "GMF / DeCA: 1/2 seeds finished (seeds 0)" in md
+
+
+def test_score_exports_feed_the_noise_detection_table(experiment, tmp_path) -> None:
+    """Checkpoints -> per-example scores -> AUC per run -> mean ± std over seeds in the report."""
+    assert report_main([str(experiment), "--export-scores", "--out", str(tmp_path / "r"),
+                        "--formats", "md,csv", "--no-dataset-table"]) == 0
+    rows = pd.read_csv(experiment / "exports" / "noise_detection.csv")
+    assert sorted(rows["seed"]) == [0, 1] and rows["noise_auc"].between(0, 1).all()
+    scores = pd.read_csv(experiment / "exports" / "synthetic__gmf__deca__seed0_interpretability.csv")
+    assert {"user", "item", "noisy", "probability"} <= set(scores.columns)
+    assert scores["noisy"].astype(bool).mean() == pytest.approx(
+        1 - rows.loc[rows["seed"] == 0, "n_clean"].iloc[0] / len(scores))
+    cells = pd.read_csv(tmp_path / "r" / "tables" / "noise_detection_synthetic.csv")
+    auc = cells[(cells["row"] == "DeCA") & (cells["column"] == "ROC-AUC")].iloc[0]
+    assert auc["n"] == 2 and auc["mean"] == pytest.approx(rows["noise_auc"].mean())
 
 
 def test_recommend_from_a_real_trial(experiment) -> None:
