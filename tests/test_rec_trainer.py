@@ -74,3 +74,11 @@ def test_default_protocol_masks_validation_items_at_test_time():
     pmask = {tuple(p) for p in paper._test_mask}
     assert all(tuple(p) in pmask for p in split.valid_clean)
     assert not all(tuple(p) in pmask for p in split.valid)
+
+
+def test_restore_best_false_keeps_the_last_epoch():
+    split = tiny_split()
+    t = make(split, max_epochs=4, lr=0.05, restore_best=False)
+    result = t.fit()
+    assert result["epoch"] == 4 and result == t.last
+    assert t.evaluate()["valid/ndcg@20"] == pytest.approx(t.last["valid/ndcg@20"])

@@ -60,6 +60,7 @@ class RecTrainer:
         self.epoch = 0
         self.step = 0
         self.best: dict[str, float] = {}
+        self.last: dict[str, float] = {}
         self.best_state: dict[str, torch.Tensor] | None = None
         self.bad_epochs = 0
         self.stopped_early = False
@@ -120,6 +121,7 @@ class RecTrainer:
         metrics["train_seconds"] = train_seconds
         metrics["epoch_seconds"] = time.perf_counter() - start
         self._track_best(metrics)
+        self.last = metrics
         return metrics
 
     def _track_best(self, metrics: dict[str, float]) -> None:
@@ -135,9 +137,12 @@ class RecTrainer:
                 self.stopped_early = True
 
     def fit(self) -> dict[str, float]:
-        """Train until finished, restore the best epoch's weights, return its metrics."""
+        """Train until finished; restore the best epoch's weights and return its metrics, or,
+        with ``restore_best: False`` (the authors' protocol: keep the last epoch), the last's."""
         while not self.finished:
             self.train_epoch()
+        if not self.spec["restore_best"]:
+            return self.last
         if self.best_state is not None:
             self.method.load_state_dict(self.best_state)
         return self.best
@@ -173,6 +178,7 @@ class RecTrainer:
             "epoch": self.epoch,
             "step": self.step,
             "best": self.best,
+            "last": self.last,
             "best_state": self.best_state,
             "bad_epochs": self.bad_epochs,
             "stopped_early": self.stopped_early,
@@ -186,6 +192,7 @@ class RecTrainer:
         self.epoch = state["epoch"]
         self.step = state["step"]
         self.best = state["best"]
+        self.last = state.get("last", {})
         self.best_state = state["best_state"]
         self.bad_epochs = state["bad_epochs"]
         self.stopped_early = state["stopped_early"]

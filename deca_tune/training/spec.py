@@ -10,6 +10,7 @@ COMMON_DEFAULTS: dict[str, Any] = {
     "protocol": "default",  # "paper": clean validation for selection + the authors' test masking
     "device": "auto",
     "patience": 0,  # early stopping on the selection metric; 0 = off (train max_epochs)
+    "restore_best": True,  # fit() restores the best epoch; False keeps the last (authors' runs)
 }
 
 FAMILY_DEFAULTS: dict[str, dict[str, Any]] = {
