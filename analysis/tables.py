@@ -417,12 +417,14 @@ def image_tables(exp: Experiment, split: str = "test_clean") -> list[Table]:
         rates = sorted(r for r in agg["noise_rate"].dropna().unique())
         agg["column"] = agg["noise_rate"].map(lambda r: f"{r:.0%}" if pd.notna(r) else "noise ?")
         # a family known only from a folder name has no noise rate: show it under every rate
-        unknown = agg[agg["noise_rate"].isna() & (agg["n"] == 0)]
-        agg = agg[~(agg["noise_rate"].isna() & (agg["n"] == 0))]
-        known = set(zip(agg["backbone"], agg["method"]))
-        fill = [unknown[[(b, m) not in known for b, m in zip(unknown["backbone"], unknown["method"])]]
-                .assign(noise_rate=r, column=f"{r:.0%}") for r in rates]
-        agg = pd.concat([agg] + fill, ignore_index=True) if fill else agg
+        # (with no finished run at all, it stays under "noise ?")
+        if rates:
+            placeholder = agg["noise_rate"].isna() & (agg["n"] == 0)
+            unknown, agg = agg[placeholder], agg[~placeholder]
+            known = set(zip(agg["backbone"], agg["method"]))
+            unknown = unknown[[(b, m) not in known for b, m in zip(unknown["backbone"], unknown["method"])]]
+            agg = pd.concat([agg] + [unknown.assign(noise_rate=r, column=f"{r:.0%}") for r in rates],
+                            ignore_index=True)
         columns = [f"{r:.0%}" for r in rates] + (["noise ?"] if agg["noise_rate"].isna().any() else [])
         data = agg.copy()
         data["block"] = data["backbone"].map(backbone_name)

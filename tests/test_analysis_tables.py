@@ -134,11 +134,14 @@ def test_image_table_by_noise_rate(tmp_path) -> None:
                 runs.append({"dataset": "fashion-mnist", "backbone": "resnet32", "method": method,
                              "seed": seed, "task": "image", "noise_rate": rate,
                              "test_clean/accuracy": acc + off * 0.001})
-    exp = load_experiment(write_experiment(tmp_path / "img", runs=runs, manifest={"seeds": 3}))
+    manifest = {"seeds": 3, "datasets": ["fashion-mnist"], "backbones": ["resnet32"],
+                "methods": ["normal", "mwnet", "itlm", "deca_p"]}
+    exp = load_experiment(write_experiment(tmp_path / "img", runs=runs, manifest=manifest))
     assert exp.task_of("fashion-mnist") == "image"
     assert T.performance_tables(exp) == []
     (table,) = T.image_tables(exp)
-    assert table.columns == ["20%", "40%"] and table.rows == ["Normal", "ITLM", "DeCA(p)"]
+    assert table.columns == ["20%", "40%"] and table.rows == ["Normal", "MW-Net", "ITLM", "DeCA(p)"]
+    assert "| MW-Net | missing (0/3 seeds) | missing (0/3 seeds) |" in table.to_markdown()
     assert _cell(table, "ResNet-32", "DeCA(p)", "20%")["bold"]
     assert _cell(table, "ResNet-32", "ITLM", "40%")["bold"]
     md = table.to_markdown()
