@@ -25,7 +25,7 @@ DEFAULTS: dict[str, Any] = {
     "methods": ["normal", "deca", "deca_p"],
     "search": "optuna",
     "scheduler": "auto",
-    "num_samples": 6,
+    "num_samples": 8,
     "max_epochs": 10,
     "seeds": [0, 1, 2],
     "search_seed": 0,

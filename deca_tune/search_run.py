@@ -159,7 +159,9 @@ def run_search(plan: Plan, unit: Unit, res: Resources,
             space, searcher, samples = unit.space.to_grid(), None, 1
         else:
             space, samples = unit.space.to_tune(), cfg.num_samples
-            searcher = OptunaSearch(seed=cfg.search_seed) if unit.space.params else None
+            start = unit.space.start_point()
+            searcher = (OptunaSearch(seed=cfg.search_seed, points_to_evaluate=[start] if start else None)
+                        if unit.space.params else None)
         return tune.Tuner(
             trainable,
             param_space={**unit.spec, **space},

@@ -10,6 +10,7 @@ A file describes one method family of one task::
         low: 1                    # bounds are inclusive (int/logint too)
         high: 1000
         grid: [1, 10, 100, 1000]  # the paper's grid, used by ``--search grid``
+        start: 1000               # optional: Optuna's first trial tries it (warm start)
       act:
         distribution: choice
         values: [relu, tanh]
@@ -39,6 +40,7 @@ _PARAM_KEYS = {
     "logint": {"distribution", "low", "high", "grid"},
     "choice": {"distribution", "values", "grid"},
 }
+_OPTIONAL_KEYS = {"start"}
 
 
 class SearchSpaceError(ValueError):
@@ -55,6 +57,7 @@ class Param:
     high: float | int | None = None
     values: tuple = ()
     grid: tuple = ()
+    start: Any = None  # Optuna's first trial evaluates it (None: sampled)
     source: str = ""  # "file:line", for messages
 
     def to_tune(self) -> Any:
@@ -76,7 +79,9 @@ class Param:
             dist = f"choice{list(self.values)}"
         else:
             dist = f"{self.distribution}[{self.low:g}, {self.high:g}]"
-        return f"{self.name}: {dist}  grid {list(self.grid)}"
+        start = "" if self.start is None else f"  start {self.start:g}" if isinstance(
+            self.start, (int, float)) else f"  start {self.start}"
+        return f"{self.name}: {dist}  grid {list(self.grid)}{start}"
 
 
 @dataclass(frozen=True)
@@ -106,6 +111,10 @@ class SearchSpace:
 
     def grid_size(self) -> int:
         return math.prod(len(p.grid) for p in self.params.values())
+
+    def start_point(self) -> dict[str, Any]:
+        """The ``start`` values: the configuration Optuna evaluates first (may be partial)."""
+        return {name: p.start for name, p in self.params.items() if p.start is not None}
 
     def without(self, names: Iterable[str]) -> "SearchSpace":
         """The space with ``names`` removed (they are fixed by the experiment)."""
@@ -176,10 +185,10 @@ def _parse_param(where: Where, name: str, raw: Any) -> Param:
         raise where.error(key + ("distribution",),
                           f"unknown distribution {dist!r}; choose one of: {', '.join(DISTRIBUTIONS)}")
     allowed = _PARAM_KEYS[dist]
-    extra, missing = sorted(set(raw) - allowed), sorted(allowed - set(raw))
+    extra, missing = sorted(set(raw) - allowed - _OPTIONAL_KEYS), sorted(allowed - set(raw))
     if extra:
         raise where.error(key + (extra[0],), f"unknown key for distribution {dist!r}; "
-                                             f"allowed: {', '.join(sorted(allowed))}")
+                                             f"allowed: {', '.join(sorted(allowed | _OPTIONAL_KEYS))}")
     if missing:
         raise where.error(key + (missing[0],), f"missing (distribution {dist!r} needs "
                                                f"{', '.join(sorted(allowed - {'distribution'}))})")
@@ -195,7 +204,11 @@ def _parse_param(where: Where, name: str, raw: Any) -> Param:
         for g in grid:
             if g not in values:
                 raise where.error(key + ("grid",), f"value {g!r} is not one of values {values}")
-        return Param(name, dist, values=tuple(values), grid=tuple(grid), source=where.source(key))
+        start = raw.get("start")
+        if start is not None and start not in values:
+            raise where.error(key + ("start",), f"value {start!r} is not one of values {values}")
+        return Param(name, dist, values=tuple(values), grid=tuple(grid), start=start,
+                     source=where.source(key))
     integer = dist in ("int", "logint")
     low = _number(where, key + ("low",), raw["low"], integer)
     high = _number(where, key + ("high",), raw["high"], integer)
@@ -209,7 +222,13 @@ def _parse_param(where: Where, name: str, raw: Any) -> Param:
         if not low <= g <= high:
             raise where.error(key + ("grid",), f"value {g!r} is outside [low, high] = [{low}, {high}]")
         checked.append(g)
-    return Param(name, dist, low=low, high=high, grid=tuple(checked), source=where.source(key))
+    start = raw.get("start")
+    if start is not None:
+        start = _number(where, key + ("start",), start, integer)
+        if not low <= start <= high:
+            raise where.error(key + ("start",), f"value {start!r} is outside [low, high] = [{low}, {high}]")
+    return Param(name, dist, low=low, high=high, grid=tuple(checked), start=start,
+                 source=where.source(key))
 
 
 def _display(path: Path) -> str:

@@ -72,6 +72,8 @@ def test_optuna_asha_search_writes_the_experiment_folder(optuna_experiment):
         assert group["is_best"].sum() == 1
         assert group.loc[group["is_best"], "score"].iloc[0] == group["score"].max()
         assert len(set(group["config/lr"])) == 4, "Optuna should propose distinct configurations"
+        # warm start: the first trial evaluates the YAML `start` point (the spec defaults)
+        assert ((group["config/lr"] == 1e-3) & (group["config/l2"] == 0.1)).sum() == 1
 
 
 def test_every_search_trial_has_a_checkpoint_and_tensorboard_events(optuna_experiment):

@@ -126,3 +126,13 @@ def test_grid_is_finite_numbers(catalog):
         for method in catalog.methods(task):
             for p in catalog.space(task, method).params.values():
                 assert all(math.isfinite(g) for g in p.grid), (task, method, p.name)
+
+
+def test_start_point_is_the_default_configuration(catalog, tmp_path: Path):
+    assert catalog.space("rec", "deca").start_point() == {"lr": 1e-3, "l2": 0.1, "C0": 1000,
+                                                          "C1": 1000, "alpha": 1}
+    assert catalog.space("rec", "deca").without(["l2"]).start_point().keys() == {"lr", "C0", "C1", "alpha"}
+    path = tmp_path / "s.yaml"
+    path.write_text(GOOD + "    start: 5000\n")
+    with pytest.raises(SearchSpaceError, match=r"s\.yaml:9: params\.C0\.start: value 5000"):
+        load_family(path)
