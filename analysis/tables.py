@@ -478,9 +478,9 @@ def h_model_tables(exp: Experiment, split: str = "test_clean",
         return []
     tables = []
     for dataset in exp.datasets("rec"):
-        sub = runs[runs["dataset"] == dataset]
-        if sub["h_backbone"].dropna().nunique() < 1:
-            continue
+        sub = runs[(runs["dataset"] == dataset) & runs["method"].isin(("deca", "deca_p"))]
+        if sub["h_backbone"].fillna(DEFAULT_H_BACKBONE).str.lower().nunique() < 2:
+            continue  # one choice of h only: nothing to compare
         columns, notes = rec_metrics(exp, dataset, split, ks)
         agg = aggregate(exp, [m for _, m in columns], keys=list(GROUP_KEYS) + ["h_backbone"],
                         groups=runs[list(GROUP_KEYS) + ["h_backbone"]])

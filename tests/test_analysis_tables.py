@@ -177,6 +177,9 @@ def test_ablation_table_only_when_ablations_exist(exp, tmp_path) -> None:
         {("gmf", "normal"): MEANS[("gmf", "normal")], ("gmf", "deca"): MEANS[("gmf", "deca")]})))
     assert T.ablation_tables(plain) == []
     assert T.h_model_tables(plain) == []
+    one_h = load_experiment(write_experiment(tmp_path / "one_h", runs=rec_runs(
+        {("gmf", "deca"): MEANS[("gmf", "deca")]}, extra={"config/h_backbone": "mf"})))
+    assert T.h_model_tables(one_h) == []  # a single choice of h: no Table 6
 
 
 def test_dataset_table(tmp_path) -> None:
