@@ -195,7 +195,7 @@ class InterruptAfter:
 def test_interrupted_experiment_resumes_without_losing_finished_trials(ray_session, tmp_path, capsys):
     argv = [*TINY, *FAKE, "--methods", "normal", "--num-samples", "4", "--max-epochs", "3",
             "--scheduler", "fifo", "--max-concurrent", "1", "--set", "sleep=0.4", "--seeds", "0",
-            "--storage-path", str(tmp_path), "--name", "crash"]
+            "--protocol", "paper", "--storage-path", str(tmp_path), "--name", "crash"]
     code, out = run(argv, capsys, callbacks=[InterruptAfter(1)])
     assert code == 130 and "--resume" in out
     exp = tmp_path / "crash"
@@ -208,6 +208,8 @@ def test_interrupted_experiment_resumes_without_losing_finished_trials(ray_sessi
     assert code == 0, out
     trials = pd.read_csv(exp / "summary/search_trials.csv")
     assert len(trials) == 4 and set(trials["status"]) == {"completed"}
+    # --protocol paper (kept by --resume) selects on the clean validation split
+    assert set(trials["selection_metric"]) == {"valid_clean/ndcg@20"}
     for name, n in finished.items():
         assert len(results(search / name)) == n, "a finished trial must not run again"
     seed_dir = next((exp / "seeds" / "synthetic__gmf__normal").glob("seed0_*"))
