@@ -41,6 +41,9 @@ def test_split_partition_meta_set_and_noise():
     assert 0.25 < sp.realised_noise_rate < 0.55
     assert (sp.valid_y != sp.valid_y_clean).any()
     assert torch.equal(sp.test_y, raw.test_y)  # test labels stay clean
+    st = sp.stats()
+    assert (st["n_train"], st["n_valid"], st["n_meta"], st["n_test"]) == (270, 80, 50, 60)
+    assert st["realised_noise_rate"] == sp.realised_noise_rate and st["n_classes"] == 10
 
 
 def test_same_seed_same_split_other_seed_differs():

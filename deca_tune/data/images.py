@@ -109,6 +109,17 @@ class ImageSplit:
     def realised_noise_rate(self) -> float:
         return float(self.noisy_mask.float().mean()) if len(self.noisy_mask) else 0.0
 
+    def stats(self) -> dict[str, Any]:
+        """Sizes and noise of the split as a JSON-ready dict."""
+        return {"name": self.name, "n_classes": self.n_classes, "in_channels": self.in_channels,
+                "image_size": self.image_size, "n_train": len(self.train_y_noisy),
+                "n_valid": len(self.valid_y), "n_meta": len(self.meta_y), "n_test": len(self.test_y),
+                "noise_type": self.noise_type, "noise_rate": self.noise_rate,
+                "realised_noise_rate": self.realised_noise_rate,
+                "valid_noise_rate": float((self.valid_y != self.valid_y_clean).float().mean())
+                if len(self.valid_y) else 0.0,
+                "augment": self.augment}
+
 
 # --------------------------------------------------------------------- batch transforms
 def normalise(x: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...]) -> torch.Tensor:

@@ -1,0 +1,51 @@
+"""Vision backbones: shapes at 28x28 grey and 32x32 colour, the embedding, ResNet-32's layout."""
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from deca_tune.models.vision import VISION_BACKBONES, build_vision_backbone
+from deca_tune.models.vision.resnet import BasicBlock
+
+
+@pytest.mark.parametrize("name", ["resnet32", "convnet", "mlp", "inception"])
+@pytest.mark.parametrize("channels,size", [(1, 28), (3, 32)])
+def test_forward_and_embedding(name, channels, size):
+    torch.manual_seed(0)
+    net = build_vision_backbone(name, n_classes=7, in_channels=channels, image_size=size).eval()
+    x = torch.randn(3, channels, size, size)
+    logits, z = net(x, return_embedding=True)
+    assert logits.shape == (3, 7) and z.shape == (3, net.embed_dim)
+    assert torch.allclose(net.classifier(net.embed(x)), logits)
+    assert torch.allclose(net(x), logits)
+
+
+def test_registry_lists_all_backbones():
+    assert set(VISION_BACKBONES.names()) >= {"resnet32", "convnet", "mlp", "inception"}
+
+
+def test_resnet32_layout():
+    net = build_vision_backbone("resnet32", 10, 3, 32)
+    blocks = [m for m in net.modules() if isinstance(m, BasicBlock)]
+    assert len(blocks) == 15
+    assert [b.conv2.out_channels for b in blocks] == [16] * 5 + [32] * 5 + [64] * 5
+    convs = [m for m in net.modules() if isinstance(m, nn.Conv2d)]
+    linears = [m for m in net.modules() if isinstance(m, nn.Linear)]
+    assert len(convs) + len(linears) == 32  # 6n + 2 weighted layers with n = 5
+    # option-A shortcuts have no parameters: ~0.46M parameters as in He et al. (2016)
+    n_params = sum(p.numel() for p in net.parameters())
+    assert 0.45e6 < n_params < 0.475e6
+    assert net.embed_dim == 64
+
+
+def test_mlp_has_four_linear_layers_and_convnet_two_convs():
+    mlp = build_vision_backbone("mlp", 10, 1, 28)
+    assert sum(isinstance(m, nn.Linear) for m in mlp.modules()) == 4
+    conv = build_vision_backbone("convnet", 10, 1, 28)
+    assert sum(isinstance(m, nn.Conv2d) for m in conv.modules()) == 2
+
+
+def test_bad_image_size():
+    with pytest.raises(ValueError, match="image size"):
+        build_vision_backbone("resnet32", 10, 1, 4)

@@ -1,0 +1,128 @@
+"""ImageTrainer: the contract's metrics, bit-exact resume, best-epoch restore, early stopping,
+DeCA(p)'s pre-training and the paper protocol."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from deca_tune.training.image_trainer import ImageTrainer
+
+TINY = {"n_train": 400, "n_test": 60, "image_size": 16}
+TIMES = ("epoch_seconds", "train_seconds", "pretrain_seconds")
+
+
+def _spec(method="normal", backbone="mlp", **kw):
+    spec = dict(task="image", dataset="synthetic-images", dataset_options=TINY, backbone=backbone,
+                method=method, seed=0, max_epochs=3, lr=0.05, batch_size=50, valid_size=80,
+                meta_per_class=5, noise_rate=0.4, device="cpu", T1=1, round_epochs=1,
+                trim_ratio=0.3, pretrain_epochs=1)
+    spec.update(kw)
+    return spec
+
+
+def _same(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys()
+    for key in a:
+        if key not in TIMES:
+            assert a[key] == b[key], key
+
+
+def test_metrics_follow_the_contract():
+    t = ImageTrainer(_spec())
+    m = t.train_epoch()
+    for key in ("epoch", "loss", "loss/ce", "valid/accuracy", "valid_clean/accuracy", "test_clean/accuracy",
+                "epoch_seconds"):
+        assert key in m, key
+    assert m["epoch"] == 1 and t.epoch == 1 and not t.finished
+    assert t.selection_metric == "valid/accuracy" and t.best["epoch"] == 1
+    assert all(isinstance(v, (int, float)) for v in m.values())
+
+
+@pytest.mark.parametrize("method,backbone,augment", [
+    ("normal", "convnet", True),  # augmentation draws from the method's generator
+    ("itlm", "mlp", "auto"),
+    ("mwnet", "mlp", "auto"),
+    ("deca_p", "mlp", "auto"),
+])
+def test_resume_is_bit_exact(method, backbone, augment):
+    spec = _spec(method, backbone, augment=augment)
+    a = ImageTrainer(spec)
+    a.train_epoch()
+    a.train_epoch()
+    state = a.state_dict()
+    steps_done = a.step
+    ma = a.train_epoch()
+
+    b = ImageTrainer(spec)
+    b._pretrain = lambda overrides: pytest.fail("pre-training must not run again on resume")
+    b.load_state_dict(state)
+    assert b.epoch == 2 and b.step == steps_done
+    mb = b.train_epoch()
+    _same(ma, mb)
+    for (name, pa), (_, pb) in zip(a.method.state_dict().items(), b.method.state_dict().items()):
+        if isinstance(pa, torch.Tensor):
+            assert torch.equal(pa, pb), name
+    _same(a.best, b.best)
+    assert a.finished and b.finished
+
+
+def test_same_seed_same_numbers_and_other_seed_differs():
+    m1 = ImageTrainer(_spec()).train_epoch()
+    m2 = ImageTrainer(_spec()).train_epoch()
+    _same(m1, m2)
+    m3 = ImageTrainer(_spec(seed=1)).train_epoch()
+    assert m3["loss"] != m1["loss"]
+
+
+def test_fit_restores_the_best_epoch_and_early_stopping():
+    t = ImageTrainer(_spec(max_epochs=4, lr=0.2))
+    best = t.fit()
+    assert t.finished and t.epoch == 4
+    again = t.evaluate()
+    for key, value in again.items():
+        assert best[key] == value, key
+    # lr 0: nothing improves after the first epoch, patience 1 stops after the second
+    s = ImageTrainer(_spec(max_epochs=10, lr=0.0, patience=1))
+    s.fit()
+    assert s.stopped_early and s.epoch == 2
+
+
+def test_deca_p_pretrains_a_normal_model_with_another_seed_on_the_same_data():
+    calls = []
+    t = ImageTrainer(_spec("deca_p"))
+    real = t._pretrain
+
+    def spy(overrides):
+        calls.append(overrides)
+        return real(overrides)
+
+    t._pretrain = spy
+    m = t.train_epoch()
+    assert calls == [{"seed": 1000, "max_epochs": 1}]
+    assert m["pretrain_seconds"] > 0 and "loss/likelihood" in m and "deca/kl" in m and m["deca/phase"] == 22.0
+    assert m["lr"] == 0.05
+    # f' is the pre-trained normal model: same weights as training normal with that seed
+    ref = ImageTrainer({**_spec("normal"), "seed": 1000, "data_seed": 0, "max_epochs": 1}, split=t.split)
+    ref.fit()
+    for (name, p), (_, q) in zip(t.method.f_prime.state_dict().items(), ref.method.f.state_dict().items()):
+        assert torch.equal(p, q), name
+    assert t.train_epoch()["deca/phase"] == 24.0
+
+
+def test_paper_protocol_selects_on_clean_validation_and_clean_scores():
+    t = ImageTrainer(_spec(protocol="paper", max_epochs=1))
+    assert t.selection_metric == "valid_clean/accuracy"
+    t.fit()
+    scores = t.train_clean_scores()
+    assert scores.shape == t.split.train_y_noisy.shape and torch.isfinite(scores).all()
+
+
+def test_bad_spec_values_fail_clearly():
+    with pytest.raises(ValueError, match="optimizer"):
+        ImageTrainer(_spec(optimizer="rmsprop"))
+    with pytest.raises(ValueError, match="protocol"):
+        ImageTrainer(_spec(protocol="clean"))
+    with pytest.raises(ValueError, match="task"):
+        ImageTrainer(_spec(task="rec"))
+    with pytest.raises(KeyError, match="image method"):
+        ImageTrainer(_spec(method="coteaching"))
