@@ -158,3 +158,13 @@ def test_real_idx_files_from_the_shared_layout(shared_data, image_cache, name, s
     assert (image_cache / "torchvision" / cls_dir / "raw" / "train-images-idx3-ubyte").is_file()
     again = IMAGE_DATASETS.get(name)(image_cache / "torchvision", image_cache, download=False)
     assert again.source["layout"] == "torchvision" and torch.equal(again.train_y, raw.train_y)
+
+
+def test_channel_stats_match_a_float_computation():
+    from deca_tune.data.images import _channel_stats
+
+    x = torch.randint(0, 256, (30, 3, 5, 5), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    mean, std = _channel_stats(x)
+    xf = x.double() / 255
+    assert torch.allclose(torch.tensor(mean, dtype=torch.float64), xf.mean(dim=(0, 2, 3)))
+    assert torch.allclose(torch.tensor(std, dtype=torch.float64), xf.std(dim=(0, 2, 3), correction=0))

@@ -358,10 +358,18 @@ def _first_per_class(labels: torch.Tensor, n_classes: int, per_class: int) -> to
 
 
 def _channel_stats(x: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    xf = x.double().div(255.0)
-    mean = xf.mean(dim=(0, 2, 3))
-    std = xf.std(dim=(0, 2, 3)).clamp_min(1e-3)
-    return tuple(float(v) for v in mean), tuple(float(v) for v in std)
+    """Per-channel mean / std of ``uint8`` images in [0, 1], exactly, from 256-bin histograms
+    (no float copy of the whole set)."""
+    values = torch.arange(256, dtype=torch.float64) / 255.0
+    means, stds = [], []
+    for c in range(x.shape[1]):
+        counts = torch.bincount(x[:, c].reshape(-1), minlength=256).double()
+        n = counts.sum()
+        mean = (counts * values).sum() / n
+        var = (counts * (values - mean) ** 2).sum() / n
+        means.append(float(mean))
+        stds.append(max(float(var.sqrt()), 1e-3))
+    return tuple(means), tuple(stds)
 
 
 @functools.lru_cache(maxsize=4)
