@@ -199,7 +199,7 @@ img{max-width:100%;border:1px solid #eee;margin:0.5em 0}"""
 def _html(exp: Experiment, report: Report) -> str:
     esc = html.escape
     body = [f"<h1>Report: {esc(exp.root.name)}</h1><ul>"]
-    body += [f"<li>{esc(l)}</li>" for l in _header_lines(exp)] + ["</ul>"]
+    body += [f"<li>{esc(l.replace('`', ''))}</li>" for l in _header_lines(exp)] + ["</ul>"]
     if report.warnings:
         body += ["<h2>Warnings</h2><ul>"] + [f"<li>{esc(w)}</li>" for w in report.warnings] + ["</ul>"]
     body += ["<h2>Tables</h2><p>Cells: mean ± sample std over the seeds that finished; "
