@@ -142,3 +142,12 @@ def test_noise_model_gradient_ignores_g():
     loss.backward()
     want = [-(1 - f) / (h * 2) for f, h in zip(F_POS, H_POS)]
     assert h_pos.grad.tolist() == pytest.approx(want, rel=1e-10)
+
+
+def test_clean_logit_is_log_odds_of_eq25():
+    zf, zh, zhp = t(0.4, -3.0, 5.0), t(-1.0, 2.0, 0.5), t(2.0, -0.5, 1.0)
+    p = L.clean_probability(torch.sigmoid(zf), torch.sigmoid(zh), torch.sigmoid(zhp))
+    assert torch.allclose(L.clean_logit(zf, zh, zhp), torch.log(p / (1 - p)), rtol=1e-10)
+    # no saturation where the probability is 1.0 in float32
+    big = L.clean_logit(torch.tensor([30.0, 40.0]), torch.tensor([0.0, 0.0]), torch.tensor([0.0, 0.0]))
+    assert big[1] > big[0]

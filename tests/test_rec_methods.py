@@ -18,6 +18,14 @@ BACKBONES = ["mf", "gmf", "neumf", "cdae", "lightgcn"]
 TINY = {"n_users": 40, "n_items": 30, "dim": 4, "like_rate": 0.2, "seed": 3}
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny models: extra threads only contend
+    yield
+    torch.set_num_threads(old)
+
+
 @pytest.fixture(scope="module")
 def cache(tmp_path_factory):
     return str(tmp_path_factory.mktemp("pretrained"))
@@ -157,12 +165,15 @@ def test_tce_drop_schedule_and_truncation():
     # positives with logits 3, -2, 0, 1 and one negative at 0: BCE = softplus(-z)
     pos, neg = torch.tensor([3.0, -2.0, 0.0, 1.0]), torch.tensor([[0.0]] * 4)
     sp = lambda z: np.log1p(np.exp(-z))  # noqa: E731
-    # drop 50% of 4 positives = the two largest losses (logits -2 and 0); keep 3, 1 and 4 negatives
+    # drop 50% of 4 positives = the two largest losses (logits -2 and 0); keep 3 and 1;
+    # loss = mean over kept positives + mean over the negatives (each BCE(0, label 0) = ln 2)
     loss, n_drop = truncated_bce(pos, neg, 0.5)
     assert n_drop == 2
-    assert loss.item() == pytest.approx((sp(3.0) + sp(1.0) + 4 * np.log(2)) / 6, rel=1e-6)
+    assert loss.item() == pytest.approx((sp(3.0) + sp(1.0)) / 2 + np.log(2), rel=1e-6)
     loss0, _ = truncated_bce(pos, neg, 0.0)
-    assert loss0.item() == pytest.approx((sp(3.0) + sp(-2.0) + sp(0.0) + sp(1.0) + 4 * np.log(2)) / 8, rel=1e-6)
+    assert loss0.item() == pytest.approx((sp(3.0) + sp(-2.0) + sp(0.0) + sp(1.0)) / 4 + np.log(2), rel=1e-6)
+    from deca_tune.methods.normal import bce_loss
+    assert loss0.item() == pytest.approx(bce_loss(pos, neg).item(), rel=1e-6)
 
 
 def test_bpr_loss_by_hand():
@@ -198,3 +209,15 @@ def test_bad_hyperparameters_fail_clearly():
         RecTrainer(tiny_spec("deca", "mf", "off", alpha=2.0))
     with pytest.raises(ValueError, match="drop_rate"):
         RecTrainer(tiny_spec("tce", "mf", "off", drop_rate=1.5))
+
+
+def test_clean_logits_match_probabilities(cache):
+    from deca_tune.metrics.noise_detection import clean_score
+
+    split = load_rec_dataset("synthetic", **TINY)
+    u, i = torch.as_tensor(split.train[:10, 0]), torch.as_tensor(split.train[:10, 1])
+    for method in ("deca", "deca_p", "ensemble", "normal"):
+        mth = RecTrainer(tiny_spec(method, "gmf", cache)).method
+        p = mth.clean_probability(u, i)
+        p = torch.sigmoid(mth.f(u, i)) if p is None else p
+        assert torch.allclose(torch.sigmoid(clean_score(mth, u, i)).float(), p.float(), atol=1e-6)

@@ -125,3 +125,10 @@ def clean_probability(f: torch.Tensor, h: torch.Tensor, h_prime: torch.Tensor) -
     num = h_prime * f
     den = num + h * (1.0 - f)
     return torch.where(den > 0, num / den.clamp_min(torch.finfo(den.dtype).tiny), torch.zeros_like(num))
+
+
+def clean_logit(f_logit: torch.Tensor, h_logit: torch.Tensor, h_prime_logit: torch.Tensor) -> torch.Tensor:
+    """The log-odds of Eq. 25 from the three models' logits, without saturation:
+    ``log(h' f / (h (1 - f))) = z_f + log sigmoid(z_h') - log sigmoid(z_h)``."""
+    logsig = torch.nn.functional.logsigmoid
+    return f_logit + logsig(h_prime_logit) - logsig(h_logit)

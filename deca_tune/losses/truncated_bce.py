@@ -7,14 +7,15 @@ import torch.nn.functional as F
 
 def truncated_bce(pos_logits: torch.Tensor, neg_logits: torch.Tensor,
                   drop_rate: float) -> tuple[torch.Tensor, int]:
-    """Mean BCE over the batch after dropping the ``floor(drop_rate * n_pos)`` positives with the
-    largest loss (T-CE's Eq. for the truncated loss, restricted to positives).
+    """BCE after dropping the ``floor(drop_rate * n_pos)`` positives with the largest loss (T-CE's
+    truncated loss): mean over the kept positives plus mean over the negatives, the scaling of
+    ``normal``'s :func:`deca_tune.methods.normal.bce_loss` (the DeCA authors').
 
     The original T-CE code drops ``drop_rate`` times *all* samples of the batch, always taken
     from the positives (negatives' losses are masked to 0 for the ranking); here the fraction is
     of the positives, as our issue specifies: with one negative per positive the original drops
     twice as many positives for the same ``drop_rate``. At ``drop_rate = 0`` this is ``normal``'s
-    BCE (mean over all pairs). Returns the loss and the number of positives dropped.
+    BCE. Returns the loss and the number of positives dropped.
     """
     if not 0.0 <= drop_rate < 1.0:
         raise ValueError(f"drop_rate must lie in [0, 1), got {drop_rate}")
@@ -26,4 +27,4 @@ def truncated_bce(pos_logits: torch.Tensor, neg_logits: torch.Tensor,
     if n_drop:
         keep = torch.argsort(pos_loss.detach(), stable=True)[: pos_loss.numel() - n_drop]
         pos_loss = pos_loss[keep]
-    return torch.cat([pos_loss, neg_loss]).mean(), n_drop
+    return pos_loss.mean() + neg_loss.mean(), n_drop

@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from deca_tune.data.interactions import RecSplit
-from deca_tune.losses.deca import SUBTASKS, clean_probability, deca_loss
+from deca_tune.losses.deca import SUBTASKS, clean_logit, clean_probability, deca_loss
 from deca_tune.methods import REC_METHODS
 from deca_tune.methods.base import RecMethod
 from deca_tune.methods.normal import pair_logits
@@ -93,6 +93,11 @@ class DeCABase(RecMethod):
         f = torch.sigmoid(self.f(users, items))
         return clean_probability(f, torch.sigmoid(self.h(users, items)),
                                  torch.sigmoid(self.h_prime(users, items)))
+
+    @torch.no_grad()
+    def clean_logit(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """The log-odds of Eq. 25 (same ranking, no float saturation; noise-detection AUC)."""
+        return clean_logit(self.f(users, items), self.h(users, items), self.h_prime(users, items))
 
 
 @REC_METHODS.register("deca")

@@ -62,6 +62,10 @@ class DeCAP(DeCABase):
         """Section 5.4: for DeCA(p), P(y=1 | y~=1) = f."""
         return torch.sigmoid(self.f(users, items))
 
+    @torch.no_grad()
+    def clean_logit(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        return self.f(users, items)
+
 
 @REC_METHODS.register("deca_p-dp")
 class DeCAPOnlyDP(DeCAP):

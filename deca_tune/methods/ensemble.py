@@ -53,3 +53,10 @@ class Ensemble(Normal):
     def clean_probability(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         """The ensemble's probability of the pair (its own ranking score)."""
         return 0.5 * (torch.sigmoid(self.f(users, items)) + torch.sigmoid(self.member(users, items)))
+
+    @torch.no_grad()
+    def clean_logit(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """log-odds of the mean probability, computed in log space (no saturation)."""
+        a, b = self.f(users, items), self.member(users, items)
+        ls = torch.nn.functional.logsigmoid
+        return torch.logaddexp(ls(a), ls(b)) - torch.logaddexp(ls(-a), ls(-b))

@@ -5,9 +5,10 @@ training positives (paper section 5.4 plots the mean; we also measure the separa
   computed from ranks (Mann-Whitney U), ties counted as one half.
 - :func:`precision_at_noise_rate`: flag as noisy the ``n_noisy`` lowest-scored positives;
   the fraction of them that really are noisy (expected value under random tie breaking).
-- :func:`training_positive_scores`: a DataFrame ``user, item, rating, noisy, probability`` for
-  every training positive of a trained method (``probability`` = ``clean_probability`` when the
-  method defines it, e.g. Eq. 25 for DeCA, else the sigmoid of the target model's logit).
+- :func:`training_positive_scores`: a DataFrame ``user, item, rating, noisy, probability, score``
+  for every training positive of a trained method (``probability`` = P(real positive): Eq. 25 for
+  DeCA, f for DeCA(p), else the sigmoid of the target model; ``score`` = its logit, which the AUC
+  uses because it does not saturate, see :func:`clean_score`).
 - :func:`clean_labels`: the clean/noisy truth per row: the planted truth on ``synthetic``, else
   rating >= 4 clean and rating <= 2 noisy (rating 3 left out), as for ML-100K.
 """
@@ -75,6 +76,25 @@ def clean_labels(split: RecSplit, clean_min: float = 4.0, noisy_max: float = 2.0
 
 
 @torch.no_grad()
+def clean_score(method: Any, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+    """The logit of P(real positive) for observed pairs: ``method.clean_logit`` if it has one,
+    else the logit of ``method.clean_probability``, else the target model's logit.
+
+    Ranking by the logit is ranking by the probability, but it does not saturate: in float32 a
+    well-fitted model gives probability exactly 1.0 to many training positives, and those ties
+    would pull every AUC towards 0.5.
+    """
+    logit_fn = getattr(method, "clean_logit", None)
+    if logit_fn is not None:
+        return logit_fn(users, items)
+    p = method.clean_probability(users, items)
+    if p is None:
+        return method.f(users, items)
+    p = p.double()
+    return torch.log(p) - torch.log1p(-p)
+
+
+@torch.no_grad()
 def training_positive_scores(method: Any, split: RecSplit, batch_size: int = 65536,
                              device: torch.device | str | None = None) -> pd.DataFrame:
     """``user, item, rating, noisy, probability`` for every training positive of ``method``.
@@ -89,20 +109,17 @@ def training_positive_scores(method: Any, split: RecSplit, batch_size: int = 655
     items = torch.as_tensor(split.train[:, 1], device=device)
     out = []
     for lo in range(0, len(users), batch_size):
-        u, i = users[lo:lo + batch_size], items[lo:lo + batch_size]
-        p = method.clean_probability(u, i)
-        if p is None:
-            p = torch.sigmoid(method.f(u, i))
-        out.append(p.double().cpu())
+        out.append(clean_score(method, users[lo:lo + batch_size], items[lo:lo + batch_size]).double().cpu())
     method.train(was_training)
-    prob = torch.cat(out).numpy() if out else np.zeros(0)
+    score = torch.cat(out) if out else torch.zeros(0, dtype=torch.float64)
+    prob = torch.sigmoid(score).numpy()
     n = len(split.train)
     rating = (np.asarray(split.train_rating, dtype=np.float64) if split.train_rating is not None
               else np.full(n, np.nan))
     noisy = (pd.array(np.asarray(split.train_noisy, dtype=bool), dtype="boolean")
              if split.train_noisy is not None else pd.array([pd.NA] * n, dtype="boolean"))
     return pd.DataFrame({"user": split.train[:, 0], "item": split.train[:, 1], "rating": rating,
-                         "noisy": noisy, "probability": prob})
+                         "noisy": noisy, "probability": prob, "score": score.numpy()})
 
 
 def noise_detection_scores(method: Any, split: RecSplit) -> dict[str, float]:
@@ -110,7 +127,7 @@ def noise_detection_scores(method: Any, split: RecSplit) -> dict[str, float]:
     df = training_positive_scores(method, split)
     labels = clean_labels(split)
     known = labels >= 0
-    scores, clean = df["probability"].to_numpy()[known], labels[known] == 1
+    scores, clean = df["score"].to_numpy()[known], labels[known] == 1
     return {"noise_auc": noise_detection_auc(scores, clean),
             "noise_precision": precision_at_noise_rate(scores, clean),
             "noise_n_clean": int(clean.sum()), "noise_n_noisy": int((~clean).sum())}

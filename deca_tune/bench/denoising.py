@@ -1,0 +1,224 @@
+"""Denoising benchmark (issue 3): GMF on ``ml-100k`` and ``ml-100k-paper`` with ``normal``,
+``deca``, ``deca_p``, ``tce``, ``wbpr``, ``ensemble``, 3 seeds each, the DeCA authors' ML-100K GMF
+hyperparameters (C0 = C1 = 1000, alpha = 1, lambda = 0.1, 20 epochs, lr 1e-3, batch 2048, one
+negative per positive).
+
+Printed and written to ``docs/benchmarks-denoising.md``: clean-test Recall@K / NDCG@K (mean +- std
+over seeds) of the last epoch (the authors' protocol: 20 epochs, no selection) and of the epoch
+selected on validation NDCG@20 (noisy validation for ``ml-100k``, clean validation under the
+``paper`` protocol for ``ml-100k-paper``), the noise-detection ROC-AUC of the last-epoch model
+(clean = rating >= 4 vs noisy = rating <= 2 training positives; score: Eq. 25 for DeCA, f for
+DeCA(p), the mean probability for the ensemble, sigmoid(f) otherwise) and the training seconds
+per epoch relative to ``normal`` (evaluation excluded).
+
+Lambda: the loop adds ``l2 / (2 n_users) * ||theta||^2`` (target model only) and ``normal``'s BCE
+is the mean over positives plus the mean over negatives, both the authors' scaling, so ``l2`` is
+the authors' lambda for every method (also for DeCA(p)'s f' and the ensemble's twin).
+
+``python -m deca_tune.bench denoising [--datasets ...] [--methods ...] [--seeds 0 1 2]``; results
+are appended to a JSON file as runs finish, and a rerun skips the runs it already holds.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+DATASETS = {"ml-100k": "default", "ml-100k-paper": "paper"}
+METHODS = ["normal", "deca", "deca_p", "tce", "wbpr", "ensemble"]
+AUTHORS_GMF_ML100K = {"C0": 1000.0, "C1": 1000.0, "alpha": 1.0, "lambda": 0.1, "epochs": 20,
+                      "lr": 1e-3, "batch_size": 2048, "neg_ratio": 1}
+#: T-CE has no authors' ML-100K setting: drop up to 20% (T-CE default), reached after ~10 epochs
+TCE = {"drop_rate": 0.2, "num_gradual": 400}
+KS = (5, 20)
+#: issue 3 reference (the authors' code on their split with their protocol, 5 seeds)
+REFERENCE = {
+    "paper Table 2": {"normal": (0.095, None, 0.059, None), "deca": (0.109, None, 0.064, None),
+                      "deca_p": (0.099, None, 0.066, None)},
+    "authors' code, 5 seeds": {"normal": (0.0942, 0.0022, 0.0600, 0.0013),
+                               "deca": (0.1065, 0.0024, 0.0635, 0.0017),
+                               "deca_p": (0.1021, 0.0049, 0.0606, 0.0021)},
+}
+REPO = Path(__file__).resolve().parents[2]
+CURVE_KEYS = ("epoch", "loss", "train_seconds", "valid/ndcg@20", "valid_clean/ndcg@20",
+              "test_clean/recall@20", "test_clean/ndcg@20")
+
+
+def run_spec(dataset: str, method: str, seed: int, epochs: int, data_root: str | None,
+             cache: str) -> dict[str, Any]:
+    hp = AUTHORS_GMF_ML100K
+    spec = {"dataset": dataset, "protocol": DATASETS.get(dataset, "default"), "backbone": "gmf",
+            "method": method, "seed": seed, "max_epochs": epochs, "lr": hp["lr"],
+            "batch_size": hp["batch_size"], "neg_ratio": hp["neg_ratio"], "patience": 0,
+            "l2": hp["lambda"], "data_root": data_root, "device": "cpu",
+            "pretrain_cache": cache}
+    if method.startswith("deca"):
+        spec.update(C0=hp["C0"], C1=hp["C1"], alpha=hp["alpha"])
+    if method == "tce":
+        spec.update(TCE)
+    return spec
+
+
+def run_one(spec: dict[str, Any]) -> dict[str, Any]:
+    """Train one configuration; metrics of the last and of the selected epoch, noise AUC, time."""
+    from deca_tune.metrics.noise_detection import noise_detection_scores
+    from deca_tune.training.rec_trainer import RecTrainer
+
+    start = time.perf_counter()
+    trainer = RecTrainer(spec)
+    setup_s = time.perf_counter() - start
+    curves = []
+    while not trainer.finished:
+        curves.append(trainer.train_epoch())
+    last = curves[-1]
+    noise_last = noise_detection_scores(trainer.method, trainer.split)
+    trainer.method.load_state_dict(trainer.best_state)
+    noise_best = noise_detection_scores(trainer.method, trainer.split)
+    pick = lambda m: {k: v for k, v in m.items() if k.startswith("test_clean/")  # noqa: E731
+                      or k.startswith("deca/") or k in ("epoch", "loss")}
+    info = getattr(trainer.method, "pretrain_info", {}) or {}
+    return {
+        "spec": spec, "last": pick(last), "selected": pick(trainer.best),
+        "selected_epoch": int(trainer.best["epoch"]), "selection_metric": trainer.selection_metric,
+        "noise_last": noise_last, "noise_selected": noise_best,
+        "train_seconds_per_epoch": statistics.mean(c["train_seconds"] for c in curves),
+        "epoch_seconds": statistics.mean(c["epoch_seconds"] for c in curves),
+        "setup_seconds": setup_s, "pretrain": {k: info.get(k) for k in ("cached", "seconds", "seed")},
+        "curves": [{k: v for k, v in c.items() if k in CURVE_KEYS or k.startswith("deca/")} for c in curves],
+    }
+
+
+def _key(dataset: str, method: str, seed: int) -> str:
+    return f"{dataset}|{method}|{seed}"
+
+
+def _ms(values: list[float], digits: int = 4) -> str:
+    if not values:
+        return "-"
+    mean = statistics.mean(values)
+    std = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+
+def summarise(results: dict[str, Any], datasets: list[str], methods: list[str], epochs: int) -> str:
+    """Markdown tables: one per data set, plus the reference values."""
+    lines: list[str] = []
+    for ds in datasets:
+        runs = {m: [r for k, r in results.items() if k.startswith(f"{ds}|{m}|")] for m in methods}
+        if not any(runs.values()):
+            continue
+        normal_t = statistics.mean(r["train_seconds_per_epoch"] for r in runs.get("normal", [])) \
+            if runs.get("normal") else None
+        proto = DATASETS.get(ds, "default")
+        sel = "clean validation" if proto == "paper" else "noisy validation"
+        lines += [f"### {ds} (protocol `{proto}`), GMF", "",
+                  f"Last epoch = epoch {epochs} (the authors' protocol); selected = best "
+                  f"NDCG@20 on the {sel}. Noise AUC: clean (rating >= 4) vs noisy (rating <= 2) "
+                  "training positives, last-epoch model (selected-epoch model in brackets).", "",
+                  "| method | seeds | R@5 last | R@20 last | N@5 last | N@20 last | R@20 selected | "
+                  "N@20 selected | noise AUC | train s/epoch | x normal |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|"]
+        for m in methods:
+            rs = runs[m]
+            if not rs:
+                continue
+            col = lambda part, name: _ms([r[part][f"test_clean/{name}"] for r in rs])  # noqa: E731
+            auc = _ms([r["noise_last"]["noise_auc"] for r in rs], 3)
+            auc_sel = statistics.mean(r["noise_selected"]["noise_auc"] for r in rs)
+            t = statistics.mean(r["train_seconds_per_epoch"] for r in rs)
+            rel = f"{t / normal_t:.2f}" if normal_t else "-"
+            if m in ("deca_p", "ensemble"):
+                rel += " (+ one normal run for f')"
+            lines.append(f"| {m} | {len(rs)} | {col('last', 'recall@5')} | {col('last', 'recall@20')} | "
+                         f"{col('last', 'ndcg@5')} | {col('last', 'ndcg@20')} | "
+                         f"{col('selected', 'recall@20')} | {col('selected', 'ndcg@20')} | "
+                         f"{auc} ({auc_sel:.3f}) | {t:.2f} | {rel} |")
+        lines.append("")
+    lines += ["### Reference (ML-100K, GMF, the authors' split and protocol; R@20 / N@20)", "",
+              "| source | normal | deca | deca_p |", "|---|---|---|---|"]
+    for src, vals in REFERENCE.items():
+        cells = []
+        for m in ("normal", "deca", "deca_p"):
+            r, rs, n, ns = vals[m]
+            cells.append(f"{r:.4f}" + (f" ± {rs:.4f}" if rs else "") + f" / {n:.4f}" + (f" ± {ns:.4f}" if ns else ""))
+        lines.append(f"| {src} | " + " | ".join(cells) + " |")
+    lines.append("")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m deca_tune.bench denoising", description=__doc__.split("\n\n")[0])
+    p.add_argument("--datasets", nargs="+", default=list(DATASETS))
+    p.add_argument("--methods", nargs="+", default=METHODS, choices=METHODS)
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    p.add_argument("--epochs", type=int, default=AUTHORS_GMF_ML100K["epochs"])
+    p.add_argument("--data-root", default=None, help="data root (default: $DECA_TUNE_DATA or ~/.cache/deca_tune)")
+    p.add_argument("--results", default=str(REPO / "docs" / "benchmarks-denoising.json"),
+                   help="JSON file the runs are appended to (and resumed from)")
+    p.add_argument("--out", default=str(REPO / "docs" / "benchmarks-denoising.md"),
+                   help="Markdown output ('-' prints only)")
+    p.add_argument("--pretrain-cache", default=None,
+                   help="cache of pre-trained f' (default: a fresh temporary folder, so the cost is measured)")
+    p.add_argument("--fresh", action="store_true", help="ignore runs already in --results")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch intra-op threads (default 1: these models are tiny, and on a shared "
+                        "2-core machine more threads made GMF epochs ~10x slower)")
+    args = p.parse_args(argv)
+    for ds in args.datasets:
+        if ds not in DATASETS:
+            p.error(f"--datasets: {ds!r} is not one of {', '.join(DATASETS)}")
+
+    results_path = Path(args.results)
+    results: dict[str, Any] = {}
+    if results_path.exists() and not args.fresh:
+        results = json.loads(results_path.read_text()).get("runs", {})
+    cache = args.pretrain_cache or tempfile.mkdtemp(prefix="deca_tune_bench_pretrained_")
+    header = {"python": platform.python_version(), "machine": platform.machine(),
+              "cpus": os.cpu_count(), "command": "python -m deca_tune.bench denoising " + " ".join(argv or [])}
+    import torch
+
+    torch.set_num_threads(args.threads)
+    header["torch"] = torch.__version__
+    header["threads"] = torch.get_num_threads()
+    # deca_p before ensemble: the ensemble's twin is DeCA(p)'s f' (same seed), read from the cache
+    order = sorted(args.methods, key=lambda m: METHODS.index(m) if m in METHODS else 99)
+    for ds in args.datasets:
+        for seed in args.seeds:
+            for method in order:
+                key = _key(ds, method, seed)
+                if key in results:
+                    continue
+                spec = run_spec(ds, method, seed, args.epochs, args.data_root, cache)
+                res = run_one(spec)
+                results[key] = res
+                results_path.parent.mkdir(parents=True, exist_ok=True)
+                results_path.write_text(json.dumps({"header": header, "runs": results}, indent=1))
+                print(f"{key}: R@20 last {res['last']['test_clean/recall@20']:.4f} N@20 last "
+                      f"{res['last']['test_clean/ndcg@20']:.4f} | selected epoch {res['selected_epoch']} "
+                      f"R@20 {res['selected']['test_clean/recall@20']:.4f} | noise AUC "
+                      f"{res['noise_last']['noise_auc']:.3f} | {res['train_seconds_per_epoch']:.2f} s/epoch",
+                      flush=True)
+    table = summarise(results, args.datasets, order, args.epochs)
+    print(table)
+    if args.out != "-":
+        out = Path(args.out)
+        intro = (f"# Denoising benchmark (GMF, ML-100K)\n\nGenerated by `python -m deca_tune.bench denoising` "
+                 f"(deca_tune/bench/denoising.py; settings and the lambda mapping are in its docstring). "
+                 f"Machine: {header['cpus']} CPUs, torch {header['torch']} ({header['threads']} threads), "
+                 f"shared with other jobs, so seconds are noisy.\n\n")
+        notes = out.with_suffix(".notes.md")
+        extra = notes.read_text() if notes.exists() else ""
+        out.write_text(intro + table + ("\n" + extra if extra else ""))
+        print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,48 @@
+"""Issue 3 check: on ``synthetic`` with planted noise, DeCA and DeCA(p) rank planted-clean training
+positives above planted-noisy ones better than ``normal``'s own scores do (ROC-AUC), fixed seeds.
+
+Setup (chosen from the method's claim, then verified over seeds; see docs/benchmarks-denoising.md):
+uniformly random noisy clicks (``pop_skew=0``: noise that does not follow the preference
+structure), 300 users x 200 items, 25 % noisy positives, GMF, Adam lr 0.01, no L2, 20 epochs of
+batch 512 (240 steps), scored after the last epoch. In this budget ``normal`` memorises the noise
+(its AUC peaks near 0.87 around epoch 4-10 and falls to ~0.76 by epoch 20) while DeCA / DeCA(p)
+keep ~0.78-0.80. The check compares fixed training budgets, not early-stopped models: with
+selection on validation NDCG, normal's selected epoch scores a *higher* AUC (~0.84) than DeCA's;
+the benchmark doc reports both.
+"""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from deca_tune.metrics.noise_detection import noise_detection_scores
+from deca_tune.training.rec_trainer import RecTrainer
+
+DATA = {"seed": 0, "pop_skew": 0.0, "n_users": 300, "n_items": 200, "noise_rate": 0.25}
+TRAIN = {"backbone": "gmf", "max_epochs": 20, "batch_size": 512, "lr": 0.01, "l2": 0.0, "seed": 0,
+         "C0": 1000.0, "C1": 1000.0, "alpha": 1.0, "device": "cpu"}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny models: extra threads only contend
+    yield
+    torch.set_num_threads(old)
+
+
+def last_epoch_auc(method: str, cache: str) -> float:
+    trainer = RecTrainer({"dataset": "synthetic", "dataset_options": DATA, "method": method,
+                          "pretrain_cache": cache, **TRAIN})
+    while not trainer.finished:
+        trainer.train_epoch()
+    return noise_detection_scores(trainer.method, trainer.split)["noise_auc"]
+
+
+def test_deca_and_deca_p_detect_planted_noise_better_than_normal(tmp_path):
+    normal = last_epoch_auc("normal", str(tmp_path))
+    deca = last_epoch_auc("deca", str(tmp_path))
+    deca_p = last_epoch_auc("deca_p", str(tmp_path))
+    assert normal > 0.6, f"normal AUC {normal:.3f}: the data set carries no signal"
+    assert deca > normal, f"deca AUC {deca:.3f} <= normal {normal:.3f}"
+    assert deca_p > normal, f"deca_p AUC {deca_p:.3f} <= normal {normal:.3f}"
