@@ -149,11 +149,23 @@ def test_ensemble_scores_mean_probability(cache):
     trainer = RecTrainer(tiny_spec("ensemble", "gmf", cache))
     mth = trainer.method
     users = torch.arange(5)
-    want = (torch.sigmoid(mth.f.score_all(users)) + torch.sigmoid(mth.member.score_all(users))) / 2
+    want = (torch.sigmoid(mth.f.score_all(users)) + torch.sigmoid(mth.twin.score_all(users))) / 2
     assert torch.allclose(mth.score_all(users), want)
-    # the twin is a different model (other seed), frozen
-    assert not torch.equal(mth.f.user.weight, mth.member.user.weight)
-    assert all(not p.requires_grad for p in mth.member.parameters())
+    # the twin is a different model (other seed), trained in the same loop and regularised
+    assert not torch.equal(mth.f.user.weight, mth.twin.user.weight)
+    before = mth.twin.user.weight.detach().clone()
+    trainer.train_epoch()
+    assert not torch.equal(before, mth.twin.user.weight)
+    assert {id(p) for p in mth.twin.parameters()} <= {id(p) for p in mth.regularised_parameters()}
+
+
+def test_ensemble_members_train_as_two_normal_runs():
+    """Summed losses + Adam: f follows exactly the trajectory of a ``normal`` run with its seed."""
+    spec = tiny_spec("ensemble", "gmf", "off", l2=0.1)
+    ens, nor = RecTrainer(spec), RecTrainer({**spec, "method": "normal"})
+    ens.train_epoch(), nor.train_epoch()
+    for a, b in zip(ens.method.f.parameters(), nor.method.f.parameters()):
+        assert torch.allclose(a, b, atol=1e-6)
 
 
 def test_tce_drop_schedule_and_truncation():

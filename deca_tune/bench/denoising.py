@@ -134,7 +134,7 @@ def summarise(results: dict[str, Any], datasets: list[str], methods: list[str], 
             auc_sel = statistics.mean(r["noise_selected"]["noise_auc"] for r in rs)
             t = statistics.mean(r["train_seconds_per_epoch"] for r in rs)
             rel = f"{t / normal_t:.2f}" if normal_t else "-"
-            if m in ("deca_p", "ensemble"):
+            if m == "deca_p":
                 rel += " (+ one normal run for f')"
             lines.append(f"| {m} | {len(rs)} | {col('last', 'recall@5')} | {col('last', 'recall@20')} | "
                          f"{col('last', 'ndcg@5')} | {col('last', 'ndcg@20')} | "
@@ -187,7 +187,6 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     header["torch"] = torch.__version__
     header["threads"] = torch.get_num_threads()
-    # deca_p before ensemble: the ensemble's twin is DeCA(p)'s f' (same seed), read from the cache
     order = sorted(args.methods, key=lambda m: METHODS.index(m) if m in METHODS else 99)
     for ds in args.datasets:
         for seed in args.seeds:

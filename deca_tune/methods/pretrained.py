@@ -1,4 +1,4 @@
-"""Pre-trained ``normal`` models for methods that need one (DeCA(p)'s f', the ensemble's member).
+"""Pre-trained ``normal`` models for methods that need one (DeCA(p)'s f').
 
 The model is trained once through the loop's ``pretrain`` callback (Algorithm 2, lines 1-9) and
 cached on disk, keyed by a hash of everything that determines it: the pretrain spec (data set,
@@ -6,7 +6,7 @@ backbone, seed, lr, l2, epochs, batch size, protocol, ...) and a fingerprint of 
 validation interactions. Hyperparameters of the denoising methods (C0, C1, alpha, ...) are not
 part of the key, so every trial of a search with the same seed reuses one f'.
 
-Spec keys read here (shared by ``deca_p``, its ablations and ``ensemble``):
+Spec keys read here (by ``deca_p`` and its ablations):
 
 - ``pretrain_seed``: seed of the pre-trained model; default ``seed + PRETRAIN_SEED_OFFSET``, so
   it differs from the target model's seed and a model is never shared across seeds unless the
