@@ -22,18 +22,11 @@ from deca_tune.data.images import ImageSplit, build_image_split
 from deca_tune.methods import IMAGE_METHODS
 from deca_tune.methods.image.base import ImageMethod
 from deca_tune.models.vision import VisionNet
+from deca_tune.training.base import EpochTrainer, resolve_device
 from deca_tune.training.spec import make_spec
 
 OPTIMIZERS = ("sgd", "adam")
 SCHEDULES = ("cosine", "step", "none")
-
-
-def _resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError(f"device {name!r} requested but CUDA is not available; use device 'cpu' or 'auto'")
-    return torch.device(name)
 
 
 def split_from_spec(spec: dict[str, Any]) -> ImageSplit:
@@ -47,7 +40,7 @@ def split_from_spec(spec: dict[str, Any]) -> ImageSplit:
         verify=bool(spec["verify_checksums"]), options=spec.get("dataset_options") or {})
 
 
-class ImageTrainer:
+class ImageTrainer(EpochTrainer):
     """Trains ``spec["method"]`` with ``spec["backbone"]`` on ``spec["dataset"]``.
 
     ``split`` may be given to reuse an already built split (DeCA(p)'s pre-training, tests).
@@ -61,7 +54,7 @@ class ImageTrainer:
         for key, choices in (("optimizer", OPTIMIZERS), ("schedule", SCHEDULES)):
             if s[key] not in choices:
                 raise ValueError(f"spec key {key!r}: unknown value {s[key]!r}; choose one of: {', '.join(choices)}")
-        self.device = _resolve_device(str(s["device"]))
+        self.device = resolve_device(str(s["device"]))
         self.data_seed = int(s["seed"] if s["data_seed"] is None else s["data_seed"])
         self.split = split if split is not None else split_from_spec(s)
         self.selection_metric = ("valid_clean" if s["protocol"] == "paper" else "valid") + "/accuracy"
@@ -92,14 +85,9 @@ class ImageTrainer:
             self.scheduler = None
         self.generator = torch.Generator().manual_seed(int(s["seed"]))
 
-        self.epoch = 0
-        self.step = 0
+        self._init_tracking()
         self.prepared = False
         self.pretrain_seconds = 0.0
-        self.best: dict[str, float] = {}
-        self.best_state: dict[str, Any] | None = None
-        self.bad_epochs = 0
-        self.stopped_early = False
 
     # ------------------------------------------------------------------ training
     def _pretrain(self, overrides: dict[str, Any]) -> VisionNet:
@@ -108,10 +96,6 @@ class ImageTrainer:
         trainer = ImageTrainer(spec, split=self.split)
         trainer.fit()
         return trainer.method.f
-
-    @property
-    def finished(self) -> bool:
-        return self.stopped_early or self.epoch >= int(self.spec["max_epochs"])
 
     @property
     def lr(self) -> float:
@@ -141,17 +125,8 @@ class ImageTrainer:
             idx = order[lo:lo + bs]
             x = self.method.inputs(self._train_x[idx])
             loss, parts = self.method.batch_loss(x, self._train_y[idx], self.step, self.epoch, lr)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"non-finite loss at epoch {self.epoch}, step {self.step}: {parts}")
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            self.optimizer.step()
-            self.step += 1
+            self._optimizer_step(loss, parts, totals)
             n_batches += 1
-            totals["loss"] = totals.get("loss", 0.0) + float(loss.detach())
-            for key, val in parts.items():
-                name = key if "/" in key else f"loss/{key}"
-                totals[name] = totals.get(name, 0.0) + float(val)
         if self.scheduler is not None:
             self.scheduler.step()
         train_seconds = time.perf_counter() - start
@@ -163,26 +138,6 @@ class ImageTrainer:
                         "pretrain_seconds": self.pretrain_seconds})
         self._track_best(metrics)
         return metrics
-
-    def _track_best(self, metrics: dict[str, float]) -> None:
-        value = metrics[self.selection_metric]
-        if not self.best or value > self.best[self.selection_metric]:
-            self.best = dict(metrics)
-            self.best_state = copy.deepcopy(self.method.state_dict())
-            self.bad_epochs = 0
-        else:
-            self.bad_epochs += 1
-            patience = int(self.spec["patience"])
-            if patience > 0 and self.bad_epochs >= patience:
-                self.stopped_early = True
-
-    def fit(self) -> dict[str, float]:
-        """Train until finished, restore the best epoch's weights, return its metrics."""
-        while not self.finished:
-            self.train_epoch()
-        if self.best_state is not None:
-            self.method.load_state_dict(self.best_state)
-        return self.best
 
     # ---------------------------------------------------------------- evaluation
     def _predict_labels(self, x: torch.Tensor) -> torch.Tensor:
@@ -219,14 +174,9 @@ class ImageTrainer:
             "generator": self.generator.get_state(),
             "torch_rng": torch.random.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else None,
-            "epoch": self.epoch,
-            "step": self.step,
             "prepared": self.prepared,
             "pretrain_seconds": self.pretrain_seconds,
-            "best": self.best,
-            "best_state": self.best_state,
-            "bad_epochs": self.bad_epochs,
-            "stopped_early": self.stopped_early,
+            **self._tracking_state(),
         }
         return copy.deepcopy(state)
 
@@ -240,6 +190,6 @@ class ImageTrainer:
         torch.random.set_rng_state(state["torch_rng"])
         if state.get("cuda_rng") is not None and self.device.type == "cuda":
             torch.cuda.set_rng_state_all(state["cuda_rng"])
-        for key in ("epoch", "step", "prepared", "pretrain_seconds", "best", "best_state", "bad_epochs",
-                    "stopped_early"):
-            setattr(self, key, state[key])
+        self.prepared = state["prepared"]
+        self.pretrain_seconds = state["pretrain_seconds"]
+        self._load_tracking_state(state)

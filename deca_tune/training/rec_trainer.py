@@ -8,7 +8,6 @@ selection metric (noisy validation NDCG@20, or clean validation under the ``pape
 """
 from __future__ import annotations
 
-import copy
 import time
 from typing import Any
 
@@ -21,18 +20,13 @@ from deca_tune.data.sampling import SAMPLERS
 from deca_tune.methods import REC_METHODS
 from deca_tune.methods.base import RecMethod
 from deca_tune.metrics.ranking import rank_metrics
+from deca_tune.training.base import EpochTrainer, resolve_device
 from deca_tune.training.spec import make_spec
 
 SELECTION_K = 20
 
 
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
-class RecTrainer:
+class RecTrainer(EpochTrainer):
     """Trains ``spec["method"]`` on ``spec["backbone"]`` / ``spec["dataset"]``; see the trainer
     contract in ``docs/architecture.md``."""
 
@@ -57,13 +51,7 @@ class RecTrainer:
         self.l2_weight = float(s["l2"]) / (2.0 * self.split.n_users)
         self._test_mask = self.split.test_mask(s["protocol"])
 
-        self.epoch = 0
-        self.step = 0
-        self.best: dict[str, float] = {}
-        self.last: dict[str, float] = {}
-        self.best_state: dict[str, torch.Tensor] | None = None
-        self.bad_epochs = 0
-        self.stopped_early = False
+        self._init_tracking()
 
     # ------------------------------------------------------------------ training
     def _pretrain(self, overrides: dict[str, Any]) -> torch.nn.Module:
@@ -72,10 +60,6 @@ class RecTrainer:
         trainer = RecTrainer(spec, split=self.split)
         trainer.fit()
         return trainer.method.f
-
-    @property
-    def finished(self) -> bool:
-        return self.stopped_early or self.epoch >= int(self.spec["max_epochs"])
 
     def _l2(self) -> torch.Tensor:
         return sum(p.pow(2).sum() for p in self.method.regularised_parameters())
@@ -102,17 +86,8 @@ class RecTrainer:
                                                  neg_all[lo:lo + bs], self.step)
             if self.l2_weight > 0:
                 loss = loss + self.l2_weight * self._l2()
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"non-finite loss at epoch {self.epoch}, step {self.step}: {parts}")
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            self.optimizer.step()
-            self.step += 1
+            self._optimizer_step(loss, parts, totals)
             n_batches += 1
-            totals["loss"] = totals.get("loss", 0.0) + float(loss.detach())
-            for key, val in parts.items():
-                name = key if "/" in key else f"loss/{key}"
-                totals[name] = totals.get(name, 0.0) + float(val)
         train_seconds = time.perf_counter() - start
         metrics = {k: v / max(n_batches, 1) for k, v in totals.items()}
         self.epoch += 1
@@ -121,31 +96,7 @@ class RecTrainer:
         metrics["train_seconds"] = train_seconds
         metrics["epoch_seconds"] = time.perf_counter() - start
         self._track_best(metrics)
-        self.last = metrics
         return metrics
-
-    def _track_best(self, metrics: dict[str, float]) -> None:
-        value = metrics[self.selection_metric]
-        if not self.best or value > self.best[self.selection_metric]:
-            self.best = dict(metrics)
-            self.best_state = copy.deepcopy(self.method.state_dict())
-            self.bad_epochs = 0
-        else:
-            self.bad_epochs += 1
-            patience = int(self.spec["patience"])
-            if patience > 0 and self.bad_epochs >= patience:
-                self.stopped_early = True
-
-    def fit(self) -> dict[str, float]:
-        """Train until finished; restore the best epoch's weights and return its metrics, or,
-        with ``restore_best: False`` (the authors' protocol: keep the last epoch), the last's."""
-        while not self.finished:
-            self.train_epoch()
-        if not self.spec["restore_best"]:
-            return self.last
-        if self.best_state is not None:
-            self.method.load_state_dict(self.best_state)
-        return self.best
 
     # ---------------------------------------------------------------- evaluation
     @torch.no_grad()
@@ -175,26 +126,14 @@ class RecTrainer:
             "spec": self.spec,
             "method": self.method.state_dict(),
             "optimizer": self.optimizer.state_dict(),
-            "epoch": self.epoch,
-            "step": self.step,
-            "best": self.best,
-            "last": self.last,
-            "best_state": self.best_state,
-            "bad_epochs": self.bad_epochs,
-            "stopped_early": self.stopped_early,
             "numpy_rng": self.rng.bit_generator.state,
             "torch_rng": torch.random.get_rng_state(),
+            **self._tracking_state(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.method.load_state_dict(state["method"])
         self.optimizer.load_state_dict(state["optimizer"])
-        self.epoch = state["epoch"]
-        self.step = state["step"]
-        self.best = state["best"]
-        self.last = state.get("last", {})
-        self.best_state = state["best_state"]
-        self.bad_epochs = state["bad_epochs"]
-        self.stopped_early = state["stopped_early"]
+        self._load_tracking_state(state)
         self.rng.bit_generator.state = state["numpy_rng"]
         torch.random.set_rng_state(state["torch_rng"])
