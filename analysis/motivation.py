@@ -16,7 +16,9 @@ was kept (clean) and over those whose label was changed (noisy). The paper says 
 training set; we measure there.
 
 Pairs: (a) different backbones with the same seed, (b) one backbone with two seeds. Models are
-trained by the project's trainers (``build_trainer`` / ``RecTrainer``), never by a copy of a loop.
+trained by the project's trainers (``build_trainer`` / ``RecTrainer``), never by a copy of a loop;
+their ``fit`` keeps the best epoch on the noisy validation split, or the last epoch with the spec
+key ``restore_best: false`` (``--set restore_best=false``).
 """
 from __future__ import annotations
 
@@ -86,7 +88,7 @@ def _train_rec(spec: dict[str, Any], split: Any) -> Any:
     from deca_tune.training.rec_trainer import RecTrainer
 
     trainer = RecTrainer(spec, split=split)
-    trainer.fit()
+    trainer.used = trainer.fit()  # metrics of the weights in use (best epoch, or last: restore_best)
     return trainer
 
 
@@ -105,7 +107,7 @@ def _train_image(spec: dict[str, Any]) -> Any:
     from deca_tune.training import build_trainer
 
     trainer = build_trainer(spec)
-    trainer.fit()
+    trainer.used = trainer.fit()  # metrics of the weights in use (best epoch, or last: restore_best)
     return trainer
 
 
@@ -146,8 +148,8 @@ def run_motivation(task: str, dataset: str, backbones: Sequence[str], seeds: Seq
             trainer = _train_rec(spec, train_split)
             preds[(backbone, seed)] = rec_positive_predictions(trainer, train_split.train)
             models.append({"backbone": backbone, "seed": seed, "epochs": trainer.epoch,
-                           "best_epoch": trainer.best.get("epoch"),
-                           **{k: trainer.best.get(k) for k in ("test_clean/recall@20", "test_clean/ndcg@20")},
+                           "used_epoch": trainer.used.get("epoch"),
+                           **{k: trainer.used.get(k) for k in ("test_clean/recall@20", "test_clean/ndcg@20")},
                            "predicted_positive": float(preds[(backbone, seed)].mean()),
                            "seconds": time.perf_counter() - start})
             log(f"  trained {backbone} seed {seed}: {models[-1]}")
@@ -167,8 +169,8 @@ def run_motivation(task: str, dataset: str, backbones: Sequence[str], seeds: Seq
             preds[(backbone, seed)] = image_train_predictions(trainer)
             noisy_y = trainer.split.train_y_noisy.numpy()
             models.append({"backbone": backbone, "seed": seed, "epochs": trainer.epoch,
-                           "best_epoch": trainer.best.get("epoch"),
-                           "test_clean/accuracy": trainer.best.get("test_clean/accuracy"),
+                           "used_epoch": trainer.used.get("epoch"),
+                           "test_clean/accuracy": trainer.used.get("test_clean/accuracy"),
                            "train_fit_noisy_labels": float((preds[(backbone, seed)] == noisy_y)[mask].mean())
                            if mask.any() else float("nan"),
                            "seconds": time.perf_counter() - start})
