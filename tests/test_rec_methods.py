@@ -160,12 +160,31 @@ def test_ensemble_scores_mean_probability(cache):
 
 
 def test_ensemble_members_train_as_two_normal_runs():
-    """Summed losses + Adam: f follows exactly the trajectory of a ``normal`` run with its seed."""
-    spec = tiny_spec("ensemble", "gmf", "off", l2=0.1)
-    ens, nor = RecTrainer(spec), RecTrainer({**spec, "method": "normal"})
-    ens.train_epoch(), nor.train_epoch()
+    """f follows a ``normal`` run with seed s, the twin one with seed s + 1000 (own batches)."""
+    spec = tiny_spec("ensemble", "gmf", "off", l2=0.1, seed=4)
+    ens = RecTrainer(spec)
+    nor = RecTrainer({**spec, "method": "normal"})
+    nor_twin = RecTrainer({**spec, "method": "normal", "seed": 1004})
+    for t in (ens, nor, nor_twin):
+        t.train_epoch(), t.train_epoch()
     for a, b in zip(ens.method.f.parameters(), nor.method.f.parameters()):
         assert torch.allclose(a, b, atol=1e-6)
+    for a, b in zip(ens.method.twin.parameters(), nor_twin.method.f.parameters()):
+        assert torch.allclose(a, b, atol=1e-6)
+
+
+def test_ensemble_resume_is_exact():
+    spec = tiny_spec("ensemble", "gmf", "off", max_epochs=3)
+    full = RecTrainer(spec)
+    for _ in range(3):
+        last = full.train_epoch()
+    part = RecTrainer(spec)
+    part.train_epoch()
+    state = part.state_dict()
+    resumed = RecTrainer(spec)
+    resumed.load_state_dict(state)
+    resumed.train_epoch()
+    assert resumed.train_epoch()["loss"] == last["loss"]
 
 
 def test_tce_drop_schedule_and_truncation():

@@ -54,14 +54,15 @@ CURVE_KEYS = ("epoch", "loss", "train_seconds", "valid/ndcg@20", "valid_clean/nd
 def run_spec(dataset: str, method: str, seed: int, epochs: int, data_root: str | None,
              cache: str) -> dict[str, Any]:
     hp = AUTHORS_GMF_ML100K
+    base = method.split("@")[0]
     spec = {"dataset": dataset, "protocol": DATASETS.get(dataset, "default"), "backbone": "gmf",
             "method": method, "seed": seed, "max_epochs": epochs, "lr": hp["lr"],
             "batch_size": hp["batch_size"], "neg_ratio": hp["neg_ratio"], "patience": 0,
             "l2": hp["lambda"], "data_root": data_root, "device": "cpu",
             "pretrain_cache": cache}
-    if method.startswith("deca"):
+    if base.startswith("deca"):
         spec.update(C0=hp["C0"], C1=hp["C1"], alpha=hp["alpha"])
-    if method == "tce":
+    if base == "tce":
         spec.update(TCE)
     return spec
 
@@ -93,6 +94,36 @@ def run_one(spec: dict[str, Any]) -> dict[str, Any]:
         "setup_seconds": setup_s, "pretrain": {k: info.get(k) for k in ("cached", "seconds", "seed")},
         "curves": [{k: v for k, v in c.items() if k in CURVE_KEYS or k.startswith("deca/")} for c in curves],
     }
+
+
+AUTHORS_SAMPLER_SUFFIX = "@authors-sampler"
+
+
+def enable_authors_sampler(methods: list[str]) -> list[str]:
+    """Register, in this process only, a sampler that does NOT reject the user's positives (what
+    the DeCA authors' sampler does under current scipy, see issue 3) and ``<method>@authors-sampler``
+    variants of ``methods`` that use it. An investigation aid for the gap to the authors' numbers;
+    the library's samplers always reject positives."""
+    import numpy as np
+
+    from deca_tune.data.sampling import SAMPLERS, NegativeSampler
+    from deca_tune.methods import REC_METHODS
+
+    name = "uniform-with-positives"
+    if name not in SAMPLERS:
+        class UniformWithPositives(NegativeSampler):
+            def sample(self, users, ratio, rng):
+                return rng.integers(0, self.n_items, size=(len(np.asarray(users)), ratio))
+
+        SAMPLERS.register(name)(UniformWithPositives)
+    out = []
+    for m in methods:
+        variant = m + AUTHORS_SAMPLER_SUFFIX
+        if variant not in REC_METHODS:
+            base = REC_METHODS.get(m)
+            REC_METHODS.register(variant)(type(base.__name__ + "AuthorsSampler", (base,), {"sampler": name}))
+        out.append(variant)
+    return out
 
 
 def _key(dataset: str, method: str, seed: int) -> str:
@@ -129,12 +160,13 @@ def summarise(results: dict[str, Any], datasets: list[str], methods: list[str], 
             rs = runs[m]
             if not rs:
                 continue
+            base = m.split("@")[0]
             col = lambda part, name: _ms([r[part][f"test_clean/{name}"] for r in rs])  # noqa: E731
             auc = _ms([r["noise_last"]["noise_auc"] for r in rs], 3)
             auc_sel = statistics.mean(r["noise_selected"]["noise_auc"] for r in rs)
             t = statistics.mean(r["train_seconds_per_epoch"] for r in rs)
             rel = f"{t / normal_t:.2f}" if normal_t else "-"
-            if m == "deca_p":
+            if base == "deca_p":
                 rel += " (+ one normal run for f')"
             lines.append(f"| {m} | {len(rs)} | {col('last', 'recall@5')} | {col('last', 'recall@20')} | "
                          f"{col('last', 'ndcg@5')} | {col('last', 'ndcg@20')} | "
@@ -167,6 +199,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--pretrain-cache", default=None,
                    help="cache of pre-trained f' (default: a fresh temporary folder, so the cost is measured)")
     p.add_argument("--fresh", action="store_true", help="ignore runs already in --results")
+    p.add_argument("--authors-sampler", action="store_true",
+                   help="also run each method with negatives that may be the user's positives "
+                        "(the authors' sampler), as '<method>@authors-sampler'")
     p.add_argument("--threads", type=int, default=1,
                    help="torch intra-op threads (default 1: these models are tiny, and on a shared "
                         "2-core machine more threads made GMF epochs ~10x slower)")
@@ -188,6 +223,8 @@ def main(argv: list[str] | None = None) -> int:
     header["torch"] = torch.__version__
     header["threads"] = torch.get_num_threads()
     order = sorted(args.methods, key=lambda m: METHODS.index(m) if m in METHODS else 99)
+    if args.authors_sampler:
+        order = order + enable_authors_sampler(order)
     for ds in args.datasets:
         for seed in args.seeds:
             for method in order:
@@ -204,7 +241,10 @@ def main(argv: list[str] | None = None) -> int:
                       f"R@20 {res['selected']['test_clean/recall@20']:.4f} | noise AUC "
                       f"{res['noise_last']['noise_auc']:.3f} | {res['train_seconds_per_epoch']:.2f} s/epoch",
                       flush=True)
-    table = summarise(results, args.datasets, order, args.epochs)
+    shown = [m for m in METHODS if any(k.split("|")[1] == m for k in results)]
+    shown += sorted({k.split("|")[1] for k in results} - set(shown))
+    datasets = [d for d in DATASETS if any(k.split("|")[0] == d for k in results)]
+    table = summarise(results, datasets, shown, args.epochs)
     print(table)
     if args.out != "-":
         out = Path(args.out)
