@@ -96,6 +96,62 @@ def run_one(spec: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+#: the planted-noise check of issue 3 (tests/test_rec_denoising_synthetic.py runs seed 0 of it):
+#: uniformly random noisy clicks, GMF trained long enough for ``normal`` to memorise them
+SYNTHETIC_DATA = {"pop_skew": 0.0, "n_users": 300, "n_items": 200, "noise_rate": 0.25}
+SYNTHETIC_TRAIN = {"backbone": "gmf", "max_epochs": 20, "batch_size": 512, "lr": 0.01, "l2": 0.0,
+                   "C0": 1000.0, "C1": 1000.0, "alpha": 1.0, "device": "cpu"}
+SYNTHETIC_METHODS = ["normal", "deca", "deca_p"]
+
+
+def synthetic_spec(method: str, data_seed: int, seed: int, cache: str,
+                   pop_skew: float | None = None) -> dict[str, Any]:
+    data = {**SYNTHETIC_DATA, "seed": data_seed}
+    if pop_skew is not None:
+        data["pop_skew"] = float(pop_skew)
+    return {"dataset": "synthetic", "dataset_options": data, "method": method, "seed": seed,
+            "pretrain_cache": cache, **SYNTHETIC_TRAIN}
+
+
+def _synthetic_key(pop_skew: float, data_seed: int, method: str, seed: int) -> str:
+    return _key(f"synthetic pop_skew {pop_skew:g} data seed {data_seed}", method, seed)
+
+
+def summarise_synthetic(results: dict[str, Any]) -> str:
+    """Planted-noise AUC per noise setting and method: last and selected epoch, over all runs."""
+    if not results:
+        return ""
+    train = {k: v for k, v in SYNTHETIC_TRAIN.items() if k != "device"}
+    lines = ["### synthetic, planted noise (GMF)", "",
+             f"Data {SYNTHETIC_DATA} with the `pop_skew` below (0: noisy clicks uniformly random "
+             f"among disliked items; 1: proportional to popularity), training {train}. Noise AUC = "
+             "ROC-AUC of the method's P(real positive) (Eq. 25 for DeCA, f for DeCA(p), sigmoid(f) "
+             "for normal) separating planted-clean from planted-noisy training positives; last epoch "
+             "= fixed budget, selected = best noisy-validation NDCG@20.", "",
+             "| pop_skew | method | runs | AUC last epoch | AUC selected epoch | beats normal (last) | "
+             "N@20 last | N@20 selected |", "|---|---|---|---|---|---|---|---|"]
+    settings = sorted({k.split("|")[0].split(" data seed")[0] for k in results})
+    for setting in settings:
+        for m in SYNTHETIC_METHODS:
+            rs = {k: r for k, r in results.items()
+                  if k.split("|")[1] == m and k.split("|")[0].split(" data seed")[0] == setting}
+            if not rs:
+                continue
+            wins = None
+            if m != "normal":
+                pairs = [(r, results.get(k.replace(f"|{m}|", "|normal|"))) for k, r in rs.items()]
+                wins = f"{sum(n is not None and r['noise_last']['noise_auc'] > n['noise_last']['noise_auc'] for r, n in pairs)} of {len(pairs)}"
+            lines.append(
+                f"| {setting.split('pop_skew ')[1]} | {m} | {len(rs)} | "
+                f"{_ms([r['noise_last']['noise_auc'] for r in rs.values()], 3)} | "
+                f"{_ms([r['noise_selected']['noise_auc'] for r in rs.values()], 3)} | {wins or '-'} | "
+                f"{_ms([r['last']['test_clean/ndcg@20'] for r in rs.values()], 3)} | "
+                f"{_ms([r['selected']['test_clean/ndcg@20'] for r in rs.values()], 3)} |")
+    seeds = sorted({f"{k.split('|')[0].split('data seed ')[1]}/{k.split('|')[2]}" for k in results})
+    lines += ["", "Runs per row: data seed / model seed " + ", ".join(seeds) + ".", ""]
+    return "\n".join(lines)
+
+
 AUTHORS_SAMPLER_SUFFIX = "@authors-sampler"
 
 
@@ -199,6 +255,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--pretrain-cache", default=None,
                    help="cache of pre-trained f' (default: a fresh temporary folder, so the cost is measured)")
     p.add_argument("--fresh", action="store_true", help="ignore runs already in --results")
+    p.add_argument("--synthetic", action="store_true",
+                   help="also run the planted-noise study on 'synthetic' (normal, deca, deca_p; data "
+                        "seeds from --synthetic-data-seeds x --seeds)")
+    p.add_argument("--synthetic-data-seeds", nargs="+", type=int, default=[0, 1])
+    p.add_argument("--synthetic-pop-skews", nargs="+", type=float, default=[0.0, 1.0])
     p.add_argument("--authors-sampler", action="store_true",
                    help="also run each method with negatives that may be the user's positives "
                         "(the authors' sampler), as '<method>@authors-sampler'")
@@ -211,15 +272,29 @@ def main(argv: list[str] | None = None) -> int:
             p.error(f"--datasets: {ds!r} is not one of {', '.join(DATASETS)}")
 
     results_path = Path(args.results)
+    results_path.parent.mkdir(parents=True, exist_ok=True)
+    synthetic: dict[str, Any] = {}
     results: dict[str, Any] = {}
     if results_path.exists() and not args.fresh:
-        results = json.loads(results_path.read_text()).get("runs", {})
+        saved = json.loads(results_path.read_text())
+        results, synthetic = saved.get("runs", {}), saved.get("synthetic", {})
     cache = args.pretrain_cache or tempfile.mkdtemp(prefix="deca_tune_bench_pretrained_")
     header = {"python": platform.python_version(), "machine": platform.machine(),
               "cpus": os.cpu_count(), "command": "python -m deca_tune.bench denoising " + " ".join(argv or [])}
     import torch
 
+    old_threads = torch.get_num_threads()
     torch.set_num_threads(args.threads)
+    try:
+        return _run(args, argv, results_path, results, synthetic, cache, header)
+    finally:
+        torch.set_num_threads(old_threads)
+
+
+def _run(args: argparse.Namespace, argv: list[str] | None, results_path: Path, results: dict[str, Any],
+         synthetic: dict[str, Any], cache: str, header: dict[str, Any]) -> int:
+    import torch
+
     header["torch"] = torch.__version__
     header["threads"] = torch.get_num_threads()
     order = sorted(args.methods, key=lambda m: METHODS.index(m) if m in METHODS else 99)
@@ -235,21 +310,36 @@ def main(argv: list[str] | None = None) -> int:
                 res = run_one(spec)
                 results[key] = res
                 results_path.parent.mkdir(parents=True, exist_ok=True)
-                results_path.write_text(json.dumps({"header": header, "runs": results}, indent=1))
+                results_path.write_text(json.dumps({"header": header, "runs": results,
+                                                    "synthetic": synthetic}, indent=1))
                 print(f"{key}: R@20 last {res['last']['test_clean/recall@20']:.4f} N@20 last "
                       f"{res['last']['test_clean/ndcg@20']:.4f} | selected epoch {res['selected_epoch']} "
                       f"R@20 {res['selected']['test_clean/recall@20']:.4f} | noise AUC "
                       f"{res['noise_last']['noise_auc']:.3f} | {res['train_seconds_per_epoch']:.2f} s/epoch",
                       flush=True)
+    if args.synthetic:
+        grid = [(ps, ds, s) for ps in args.synthetic_pop_skews for ds in args.synthetic_data_seeds
+                for s in args.seeds]
+        for pop_skew, data_seed, seed in grid:
+            for method in SYNTHETIC_METHODS:
+                key = _synthetic_key(pop_skew, data_seed, method, seed)
+                if key in synthetic:
+                    continue
+                res = run_one(synthetic_spec(method, data_seed, seed, cache, pop_skew))
+                synthetic[key] = res
+                results_path.write_text(json.dumps({"header": header, "runs": results,
+                                                    "synthetic": synthetic}, indent=1))
+                print(f"{key}: noise AUC last {res['noise_last']['noise_auc']:.3f} selected "
+                      f"{res['noise_selected']['noise_auc']:.3f}", flush=True)
     shown = [m for m in METHODS if any(k.split("|")[1] == m for k in results)]
     shown += sorted({k.split("|")[1] for k in results} - set(shown))
     datasets = [d for d in DATASETS if any(k.split("|")[0] == d for k in results)]
-    table = summarise(results, datasets, shown, args.epochs)
+    table = summarise(results, datasets, shown, args.epochs) + "\n" + summarise_synthetic(synthetic)
     print(table)
     if args.out != "-":
         out = Path(args.out)
         intro = (f"# Denoising benchmark (GMF, ML-100K)\n\nGenerated by `python -m deca_tune.bench denoising` "
-                 f"(deca_tune/bench/denoising.py; settings and the lambda mapping are in its docstring). "
+                 f"(deca_tune/bench/denoising.py; settings in its docstring). "
                  f"Machine: {header['cpus']} CPUs, torch {header['torch']} ({header['threads']} threads), "
                  f"shared with other jobs, so seconds are noisy.\n\n")
         notes = out.with_suffix(".notes.md")
