@@ -252,3 +252,22 @@ def test_clean_logits_match_probabilities(cache):
         p = mth.clean_probability(u, i)
         p = torch.sigmoid(mth.f(u, i)) if p is None else p
         assert torch.allclose(torch.sigmoid(clean_score(mth, u, i)).float(), p.float(), atol=1e-6)
+
+
+@pytest.mark.parametrize("h_backbone,aux_backbone", [("gmf", "neumf"), ("neumf", "lightgcn"), ("mf", "cdae")])
+def test_deca_noise_and_auxiliary_backbones(h_backbone, aux_backbone):
+    """Table 6: h/h' as any backbone; the auxiliary g as any backbone."""
+    trainer = RecTrainer(tiny_spec("deca", "gmf", "off", h_backbone=h_backbone, aux_backbone=aux_backbone))
+    mth = trainer.method
+    assert type(mth.h).__name__.lower() == h_backbone and type(mth.g).__name__.lower() == aux_backbone
+    assert np.isfinite(trainer.train_epoch()["loss"])
+
+
+def test_pretrain_overrides_apply_and_change_the_key(tmp_path):
+    split = load_rec_dataset("synthetic", **TINY)
+    spec = RecTrainer(tiny_spec("deca_p", "gmf", str(tmp_path))).spec
+    assert pretrain_key(spec, split)[1] != pretrain_key({**spec, "pretrain_overrides": {"l2": 0.5}}, split)[1]
+    assert pretrain_key(spec, split)[0]["seed"] == spec["seed"] + 1000
+    assert pretrain_key({**spec, "pretrain_seed": 7}, split)[0]["seed"] == 7
+    with pytest.raises(TypeError, match="pretrain_overrides"):
+        pretrain_key({**spec, "pretrain_overrides": [1]}, split)

@@ -24,6 +24,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import statistics
 import sys
 import tempfile
@@ -289,6 +290,8 @@ def main(argv: list[str] | None = None) -> int:
         return _run(args, argv, results_path, results, synthetic, cache, header)
     finally:
         torch.set_num_threads(old_threads)
+        if args.pretrain_cache is None:
+            shutil.rmtree(cache, ignore_errors=True)
 
 
 def _run(args: argparse.Namespace, argv: list[str] | None, results_path: Path, results: dict[str, Any],
