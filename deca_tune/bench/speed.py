@@ -16,8 +16,11 @@ import time
 BACKBONES = ["mf", "gmf", "neumf", "cdae", "lightgcn"]
 
 
-def measure(backbone: str, dataset: str, data_root: str | None, epochs: int) -> dict:
+def measure(backbone: str, dataset: str, data_root: str | None, epochs: int, threads: int) -> dict:
     import torch
+
+    if threads > 0:
+        torch.set_num_threads(threads)
 
     from deca_tune.training.rec_trainer import RecTrainer
 
@@ -59,15 +62,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data-root", default=None)
     p.add_argument("--backbones", nargs="+", default=BACKBONES)
     p.add_argument("--epochs", type=int, default=3, help="timed epochs after one warm-up epoch")
+    p.add_argument("--threads", type=int, default=0,
+                   help="torch threads (0: torch's default; Ray trials get one per CPU they reserve)")
     p.add_argument("--one", help=argparse.SUPPRESS)  # internal: measure one backbone, print JSON
     args = p.parse_args(argv)
     if args.one:
-        print(json.dumps(measure(args.one, args.dataset, args.data_root, args.epochs)))
+        print(json.dumps(measure(args.one, args.dataset, args.data_root, args.epochs, args.threads)))
         return 0
     rows = []
     for backbone in args.backbones:
         cmd = [sys.executable, "-m", "deca_tune.bench", "speed", "--one", backbone,
-               "--dataset", args.dataset, "--epochs", str(args.epochs)]
+               "--dataset", args.dataset, "--epochs", str(args.epochs), "--threads", str(args.threads)]
         if args.data_root:
             cmd += ["--data-root", args.data_root]
         out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
