@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -117,3 +118,5 @@ def test_search_through_address_on_a_two_node_cluster(tmp_path):
         for proc in (worker, head):
             if proc is not None:
                 stop(proc)
+        for folder in (head_tmp, worker_tmp):
+            shutil.rmtree(folder, ignore_errors=True)
