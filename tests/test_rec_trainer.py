@@ -82,3 +82,10 @@ def test_restore_best_false_keeps_the_last_epoch():
     result = t.fit()
     assert result["epoch"] == 4 and result == t.last
     assert t.evaluate()["valid/ndcg@20"] == pytest.approx(t.last["valid/ndcg@20"])
+
+
+def test_empty_selection_split_is_a_clear_error():
+    split = tiny_split()
+    split.valid = split.valid[:0]
+    with pytest.raises(ValueError, match="valid split is empty"):
+        make(split)

@@ -38,6 +38,11 @@ class RecTrainer(EpochTrainer):
             s["dataset"], data_root=s["data_root"], **s.get("dataset_options", {}))
         self.ks = sorted(set(self.split.ks) | {SELECTION_K})
         self.selection_metric = ("valid_clean" if s["protocol"] == "paper" else "valid") + f"/ndcg@{SELECTION_K}"
+        selection_split = self.selection_metric.split("/")[0]
+        if len(getattr(self.split, selection_split)) == 0:
+            raise ValueError(f"data set {self.split.name!r}: the {selection_split} split is empty, so "
+                             f"{self.selection_metric} (the selection metric) cannot be computed; "
+                             f"use a larger data set or other split options")
 
         torch.manual_seed(int(s["seed"]))
         self.rng = np.random.default_rng(int(s["seed"]))
