@@ -341,7 +341,7 @@ def motivation_bars(results: pd.DataFrame, out_path: str | Path, title: str) -> 
     ``clean``, ``noisy``.
     """
     kinds = list(dict.fromkeys(results["kind"]))
-    fig = Figure(figsize=(4.2 * len(kinds), 3.6))
+    fig = Figure(figsize=(4.2 * len(kinds) + 0.6, 4.0), layout="constrained")
     axes = fig.subplots(1, len(kinds), squeeze=False)[0]
     for ax, kind in zip(axes, kinds):
         sub = results[results["kind"] == kind]
