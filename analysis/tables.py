@@ -125,6 +125,7 @@ def aggregate(exp: Experiment, metrics: Sequence[str], keys: Sequence[str] = GRO
     keys = list(keys)
     cols = keys + ["metric", "mean", "std", "n", "seeds", "failed"]
     raw = exp.seed_runs
+    metrics = list(dict.fromkeys(metrics))
     present = [m for m in metrics if m in raw.columns]
     out = pd.DataFrame(columns=cols)
     if not raw.empty and present:
@@ -339,8 +340,9 @@ def rec_metrics(exp: Experiment, dataset: str, split: str = "test_clean",
     if have and not set(wanted) <= have:
         ks = []
         for k in wanted:
-            alt = k if k in have else min(have - set(ks), key=lambda h: (abs(h - k), h))
-            ks.append(alt)
+            left = have - set(ks)
+            if left:  # the K itself, else the nearest K the runs have (each K once)
+                ks.append(k if k in left else min(left, key=lambda h: (abs(h - k), h)))
         notes.append(f"the runs have no {split} metrics at K = {', '.join(str(k) for k in wanted if k not in have)}; "
                      f"showing K = {', '.join(map(str, ks))} instead")
     cols = [(f"R@{k}", f"{split}/recall@{k}") for k in ks] + [(f"N@{k}", f"{split}/ndcg@{k}") for k in ks]

@@ -121,6 +121,10 @@ def test_electronics_uses_k10_k50_and_falls_back_with_a_note(tmp_path) -> None:
     (table,) = T.performance_tables(exp)
     assert table.columns == ["R@10", "R@20", "N@10", "N@20"]
     assert any("K = 50" in n for n in table.notes)
+    only20 = {"test_clean/recall@20": 0.1, "test_clean/ndcg@20": 0.05}
+    exp = load_experiment(write_experiment(tmp_path / "g", runs=rec_runs({("gmf", "normal"): only20})))
+    (table,) = T.performance_tables(exp)
+    assert table.columns == ["R@20", "N@20"] and "K = 5" in table.notes[0]
 
 
 def test_image_table_by_noise_rate(tmp_path) -> None:
