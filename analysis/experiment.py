@@ -23,7 +23,7 @@ VARIANT_KEYS: tuple[str, ...] = ("noise_rate", "h_backbone")
 #: Tune / search statuses that mean "this run did not produce a usable result"
 FAILED_STATUSES = frozenset({"error", "errored", "failed", "fail", "nan", "crashed"})
 #: image data sets (everything else is treated as recommendation unless a ``task`` column says)
-IMAGE_DATASETS = frozenset({"mnist", "fashion-mnist", "cifar10", "cifar-10", "fmnist"})
+IMAGE_DATASETS = frozenset({"mnist", "fashion-mnist", "cifar10", "cifar-10", "fmnist", "synthetic-images"})
 #: folder names of Tune experiments: ``<dataset>__<backbone>__<method>``
 _FOLDER_RE = re.compile(r"^(?P<dataset>[^_][^/]*?)__(?P<backbone>[^/]+?)__(?P<method>[^/]+)$")
 

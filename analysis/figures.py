@@ -129,15 +129,18 @@ def learning_curves(exp: Experiment, out_dir: str | Path, split: str = "test_cle
 
 # ---------------------------------------------------------------------------- Fig. 4/5
 def _bin(values: pd.Series, max_levels: int = 8, n_bins: int = 4) -> tuple[pd.Series, list[str]]:
-    """Grid values stay as they are; continuous ones go into ``n_bins`` log-spaced bins."""
+    """Grid values (few levels, each tried more than once) stay as they are; continuous ones
+    (Optuna samples) go into at most ``n_bins`` log-spaced bins (fewer for few trials)."""
     values = pd.to_numeric(values, errors="coerce")
     levels = np.sort(values.dropna().unique())
-    if len(levels) <= max_levels:
+    if len(levels) <= max_levels and (values.dropna().duplicated().any() or len(levels) <= 2):
         labels = [f"{v:g}" for v in levels]
         return values.map(lambda v: f"{v:g}" if pd.notna(v) else None), labels
+    n_bins = int(min(n_bins, max(2, np.sqrt(values.notna().sum()))))
     lo, hi = float(levels[0]), float(levels[-1])
     log = lo > 0 and hi / lo >= 10
     edges = np.logspace(math.log10(lo), math.log10(hi), n_bins + 1) if log else np.linspace(lo, hi, n_bins + 1)
+    edges[0], edges[-1] = lo, hi  # log/exp round-off must not drop the extreme trials
     labels = [f"{a:.3g}–{b:.3g}" for a, b in zip(edges[:-1], edges[1:])]
     binned = pd.cut(values, bins=edges, labels=labels, include_lowest=True)
     return binned.astype("string"), labels
@@ -188,7 +191,7 @@ def sensitivity_heatmaps(exp: Experiment, out_dir: str | Path, metric: str | Non
         ax.set_yticks(range(len(ylabels)), ylabels, fontsize=8)
         ax.set_xlabel(px)
         ax.set_ylabel(py)
-        binned = " (binned)" if len(sub[px].unique()) > 8 or len(sub[py].unique()) > 8 else ""
+        binned = " (binned)" if len(xlabels) < sub[px].nunique() or len(ylabels) < sub[py].nunique() else ""
         ax.set_title(f"{dataset_name(str(dataset))} / {backbone_name(str(backbone))} / "
                      f"{method_name(str(method))}: {value_col}\nover {px}, {py}: {len(sub)} trials{binned}",
                      fontsize=9)

@@ -61,9 +61,9 @@ def status_table(exp: Experiment) -> tabs.Table:
     usable = exp.usable_runs()
     keys = [k for k in GROUP_KEYS + ("noise_rate", "h_backbone") if k in groups]
     for rec in groups.to_dict("records"):
-        label = " / ".join(str(rec[k]) for k in keys
-                           if rec.get(k) is not None and not (isinstance(rec.get(k), float) and np.isnan(rec[k]))
-                           and not pd.isna(rec.get(k)))
+        label = " / ".join(f"noise {float(rec[k]):.0%}" if k == "noise_rate" else f"h = {rec[k]}"
+                           if k == "h_backbone" else str(rec[k])
+                           for k in keys if rec.get(k) is not None and not pd.isna(rec.get(k)))
 
         def match(frame: pd.DataFrame) -> pd.DataFrame:
             if frame.empty:

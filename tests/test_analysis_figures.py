@@ -58,7 +58,10 @@ def test_sensitivity_heatmap_bins_optuna_trials(rec_exp, tmp_path) -> None:
     assert [p.name for p in paths] == ["fig5_sensitivity_ml-100k_gmf_deca.png"]  # not for normal
     assert_png(paths[0])
     binned, labels = F._bin(pd.Series([1.0, 3.0, 30.0, 300.0, 999.0, 2.0, 5.0, 7.0, 9.0, 11.0]))
-    assert len(labels) == 4 and binned.notna().all()
+    assert len(labels) == 3 and binned.notna().all()  # 10 trials: sqrt -> 3 bins, none lost
+    six = pd.Series([24.2347, 50.598, 64.3117, 314.673, 473.499, 682.349])  # real Optuna draws
+    binned, labels = F._bin(six)
+    assert len(labels) == 2 and binned.notna().all()  # all unique: binned, extremes kept
     grid, labels = F._bin(pd.Series([1, 10, 100, 1000, 10, 1]))  # a grid keeps its values
     assert labels == ["1", "10", "100", "1000"]
 
