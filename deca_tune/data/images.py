@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import functools
 import gzip
-import hashlib
 import os
 import shutil
 import tempfile
@@ -37,11 +36,11 @@ import torch
 import torch.nn.functional as F
 
 from deca_tune.data import IMAGE_DATASETS
-from deca_tune.data.download import DataUnavailableError
+from deca_tune.data.download import DataUnavailableError, sha256_of
 from deca_tune.data.noise import inject_noise
+from deca_tune.paths import cache_dir as image_cache_dir
 from deca_tune.paths import data_root as resolve_data_root
 
-CACHE_ENV_VAR = "DECA_TUNE_CACHE"
 
 
 @dataclass
@@ -148,24 +147,6 @@ def augment_batch(x: torch.Tensor, generator: torch.Generator, pad: int = 4) -> 
 
 
 # ------------------------------------------------------------------------ file access
-def image_cache_dir(explicit: str | os.PathLike | None = None) -> Path:
-    """Writable cache for decompressed files: ``explicit`` > ``$DECA_TUNE_CACHE`` > ``~/.cache/deca_tune``."""
-    if explicit:
-        return Path(explicit).expanduser().resolve()
-    env = os.environ.get(CACHE_ENV_VAR)
-    if env:
-        return Path(env).expanduser().resolve()
-    return (Path.home() / ".cache" / "deca_tune").resolve()
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _check_sha256sums(folder: Path, names: list[str]) -> dict[str, str]:
     """Verify ``names`` against ``folder/SHA256SUMS`` when that file exists; return the sums."""
     sums_file = folder / "SHA256SUMS"
@@ -180,7 +161,7 @@ def _check_sha256sums(folder: Path, names: list[str]) -> dict[str, str]:
                 raise ValueError(f"{sums_file}:{lineno}: expected '<sha256> <file>', got {line!r}")
             expected[parts[1].lstrip("*")] = parts[0].lower()
     for name in names:
-        digest = _sha256(folder / name)
+        digest = sha256_of(folder / name)
         if name in expected and expected[name] != digest:
             raise DataUnavailableError(f"checksum mismatch for {folder / name}: sha256 {digest}, "
                                        f"{sums_file} says {expected[name]}")
