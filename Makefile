@@ -4,6 +4,12 @@ PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# use the pre-filled offline copy of the data sets when it sits beside the checkout
+ifeq ($(DECA_TUNE_DATA),)
+ifneq ($(wildcard ../shared/data),)
+export DECA_TUNE_DATA := $(abspath ../shared/data)
+endif
+endif
 
 .PHONY: install run test bench clean
 
