@@ -15,19 +15,13 @@ better than normal; the benchmark doc reports both.
 from __future__ import annotations
 
 import pytest
-import torch
 
 from deca_tune.bench.denoising import synthetic_spec
 from deca_tune.metrics.noise_detection import noise_detection_scores
 from deca_tune.training.rec_trainer import RecTrainer
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny models: extra threads only contend
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def last_epoch_auc(method: str, cache: str) -> float:
