@@ -21,9 +21,7 @@ GROUP_KEYS: tuple[str, ...] = ("dataset", "backbone", "method")
 #: settings that split a family further (image noise rate; Table 6's choice of h model)
 VARIANT_KEYS: tuple[str, ...] = ("noise_rate", "h_backbone")
 #: Tune / search statuses that mean "this run did not produce a usable result"
-FAILED_STATUSES = frozenset({"error", "errored", "failed", "fail", "nan", "crashed"})
-#: image data sets (everything else is treated as recommendation unless a ``task`` column says)
-IMAGE_DATASETS = frozenset({"mnist", "fashion-mnist", "cifar10", "cifar-10", "fmnist", "synthetic-images"})
+FAILED_STATUSES = frozenset({"error"})
 #: folder names of Tune experiments: ``<dataset>__<backbone>__<method>``
 _FOLDER_RE = re.compile(r"^(?P<dataset>[^_][^/]*?)__(?P<backbone>[^/]+?)__(?P<method>[^/]+)$")
 
@@ -169,8 +167,10 @@ class Experiment:
                 tasks = frame.loc[frame["dataset"] == dataset, "task"].dropna().unique()
                 if len(tasks):
                     return str(tasks[0])
-        if dataset.lower() in IMAGE_DATASETS:
-            return "image"
+        units = self.manifest.get("units") if isinstance(self.manifest, dict) else None
+        for unit in units or ():
+            if isinstance(unit, dict) and unit.get("dataset") == dataset and unit.get("task"):
+                return str(unit["task"])
         if not self.seed_runs.empty and "dataset" in self.seed_runs:
             rows = self.seed_runs[self.seed_runs["dataset"] == dataset]
             acc = [c for c in rows.columns if str(c).endswith("/accuracy")]

@@ -50,15 +50,19 @@ def _ok_trials(frame: pd.DataFrame) -> pd.DataFrame:
     return frame[~frame["status"].fillna("").str.lower().isin(FAILED_STATUSES)]
 
 
-def selection_metric(exp: Experiment, task: str) -> str:
-    """The validation metric the search selected on (manifest, else the task default)."""
-    for key in ("metric", "selection_metric"):
-        value = exp.manifest.get(key) if isinstance(exp.manifest, dict) else None
-        if isinstance(value, dict):
-            value = value.get(task)
-        if isinstance(value, str):
-            return value
-    return "valid/accuracy" if task == "image" else "valid/ndcg@20"
+def selection_metric(exp: Experiment, task: str) -> str | None:
+    """The validation metric the search selected on: the manifest's ``selection_metric`` of the
+    task family, else the ``selection_metric`` column the search wrote; None if neither says."""
+    value = exp.manifest.get("selection_metric") if isinstance(exp.manifest, dict) else None
+    if isinstance(value, dict) and isinstance(value.get(task), str):
+        return value[task]
+    for frame in (exp.search_trials, exp.seed_runs):
+        if "selection_metric" in frame and "dataset" in frame:
+            rows = frame[frame["dataset"].map(lambda d: exp.task_of(str(d)) == task)]
+            names = rows["selection_metric"].dropna().unique()
+            if len(names):
+                return str(names[0])
+    return None
 
 
 def trial_values(exp: Experiment, trials: pd.DataFrame, task: str,
@@ -70,8 +74,8 @@ def trial_values(exp: Experiment, trials: pd.DataFrame, task: str,
         label = f"{names[0]} (best epoch)" if len(names) == 1 else "score (selection metric)"
         return pd.to_numeric(trials["score"], errors="coerce"), label
     column = metric or selection_metric(exp, task)
-    if column not in trials:
-        return None, column
+    if column is None or column not in trials:
+        return None, column or "selection metric"
     return pd.to_numeric(trials[column], errors="coerce"), column
 
 

@@ -20,44 +20,11 @@ from typing import Iterable
 import numpy as np
 import pandas as pd
 
+from deca_tune.metrics.noise_detection import score_export
 from analysis.experiment import GROUP_KEYS, Experiment
 from analysis.tables import _ORDER as METHOD_ORDER
 from analysis.tables import Table, _block_table, _missing_notes, aggregate, dataset_name, \
     mark_best, method_name
-
-SCORE_COLUMNS = ("probability", "clean_score", "score")
-CLEAN_MIN_RATING, NOISY_MAX_RATING = 4.0, 2.0
-
-
-def truth_and_scores(frame: pd.DataFrame, source: str = "scores") -> tuple[np.ndarray, np.ndarray]:
-    """(scores, is_clean) of the rows whose truth is known, from an export frame."""
-    score_col = next((c for c in SCORE_COLUMNS if c in frame), None)
-    if score_col is None:
-        raise ValueError(f"{source}: no score column (one of {', '.join(SCORE_COLUMNS)})")
-    scores = pd.to_numeric(frame[score_col], errors="coerce").to_numpy(float)
-    if "noisy" in frame and frame["noisy"].notna().any():
-        noisy = frame["noisy"].map(lambda v: str(v).strip().lower() in ("1", "true", "1.0"),
-                                   na_action="ignore")
-        known = noisy.notna().to_numpy() & np.isfinite(scores)
-        return scores[known], ~noisy[known].astype(bool).to_numpy()
-    if "rating" in frame:
-        rating = pd.to_numeric(frame["rating"], errors="coerce").to_numpy(float)
-        clean, noisy = rating >= CLEAN_MIN_RATING, rating <= NOISY_MAX_RATING
-        known = (clean | noisy) & np.isfinite(scores)
-        return scores[known], clean[known]
-    raise ValueError(f"{source}: no truth column (a boolean 'noisy' or a 'rating')")
-
-
-def score_export(frame: pd.DataFrame, source: str = "scores") -> dict[str, float]:
-    """ROC-AUC and precision at the noise rate of one export (plus the class sizes)."""
-    from deca_tune.metrics.noise_detection import noise_detection_auc, precision_at_noise_rate
-
-    scores, clean = truth_and_scores(frame, source)
-    return {"noise_auc": noise_detection_auc(scores, clean),
-            "noise_precision": precision_at_noise_rate(scores, clean),
-            "n_clean": int(clean.sum()), "n_noisy": int((~clean).sum()),
-            "noise_rate": float((~clean).mean()) if len(clean) else float("nan")}
-
 
 def export_table(paths: Iterable[str | Path]) -> Table | None:
     """One row per score export file (per ``method`` inside it when it has that column)."""

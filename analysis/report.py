@@ -97,21 +97,17 @@ def _find_exports(root: Path, pattern: str, skip: Path) -> list[Path]:
 def build_report(experiment: str | Path, out_dir: str | Path | None = None,
                  formats: Sequence[str] = FORMATS, split: str = "test_clean",
                  interpretability: Iterable[str | Path] = (), scores: Iterable[str | Path] = (),
-                 data_root: str | None = None, dataset_table: bool = True,
-                 ks: dict[str, tuple[int, int]] | None = None, digits: int = 3,
-                 export: bool = False) -> Report:
+                 dataset_stats: dict[str, dict] | None = None, dataset_table: bool = True,
+                 ks: dict[str, tuple[int, int]] | None = None, digits: int = 3) -> Report:
     """Write the report of ``experiment`` into ``out_dir`` and return what was written.
 
-    ``export``: first write the per-run score exports (:func:`analysis.exports.export_scores`,
-    loads every seed run's checkpoint) so Fig. 6 and the noise-detection table can be drawn."""
+    Everything comes from the experiment folder: Table 1 from the data statistics the search
+    recorded in ``manifest.json`` (``dataset_stats`` adds or replaces entries: the command line
+    loads them for a data set the manifest lacks), Fig. 6 and the noise-detection tables from
+    the score exports (``deca_tune.exports`` writes them: ``report --export-scores``)."""
     unknown = [f for f in formats if f not in FORMATS]
     if unknown:
         raise ValueError(f"unknown format(s) {', '.join(unknown)}; choose from {', '.join(FORMATS)}")
-    if export:
-        from analysis.exports import export_scores
-
-        load_experiment(experiment)  # fail early on a folder that is not an experiment
-        export_scores(experiment, data_root=data_root)
     exp = load_experiment(experiment)
     out = Path(out_dir) if out_dir else exp.root / "report"
     out.mkdir(parents=True, exist_ok=True)
@@ -121,10 +117,10 @@ def build_report(experiment: str | Path, out_dir: str | Path | None = None,
     score_files = list(scores) or _find_exports(exp.root, SCORES_GLOB, out)
 
     report.tables = [status_table(exp)]
-    report.tables += tabs.all_tables(exp, split=split, data_root=data_root,
+    report.tables += tabs.all_tables(exp, split=split, dataset_stats=dataset_stats,
                                      with_dataset_table=dataset_table, ks=ks)
     report.tables += noise_detection.run_table(exp)
-    # per-run exports of analysis.exports are in the run table above; list other files per file
+    # per-run exports of deca_tune.exports are in the run table above; list other files per file
     own = exp.root / "exports"
     exported = noise_detection.export_table(
         [p for p in list(interp) + list(score_files) if Path(p).parent != own])

@@ -18,7 +18,7 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from analysis.experiment import GROUP_KEYS, Experiment, _find
+from analysis.experiment import GROUP_KEYS, Experiment
 
 #: display names, in the paper's order (unknown methods keep their name and go last)
 METHOD_NAMES: dict[str, str] = {
@@ -509,14 +509,14 @@ def h_model_tables(exp: Experiment, split: str = "test_clean",
 
 
 # ---------------------------------------------------------------------------- Table 1
-def _load_stats(dataset: str, data_root: str | None) -> dict:
-    from deca_tune.data import load_rec_dataset  # imported lazily: torch-free, but heavy
+def recorded_stats(exp: Experiment) -> dict[str, dict]:
+    """The data statistics the search recorded in ``manifest.json`` (per data set)."""
+    recorded = exp.manifest.get("data", {}) if isinstance(exp.manifest, dict) else {}
+    return {name: entry["stats"] for name, entry in (recorded or {}).items()
+            if isinstance(entry, dict) and isinstance(entry.get("stats"), dict)}
 
-    return load_rec_dataset(dataset, data_root=data_root).stats()
 
-
-def dataset_table(datasets: Sequence[str], data_root: str | None = None,
-                  stats_of: Callable[[str, str | None], dict] = _load_stats) -> Table:
+def dataset_table(datasets: Sequence[str], stats: dict[str, dict]) -> Table:
     """Table 1: statistics of each recommendation data set (``RecSplit.stats``)."""
     columns = ["# Users", "# Items", "# Interactions", "Sparsity", "# Train", "# Valid", "# Test",
                "# Clean valid", "# Clean test"]
@@ -524,37 +524,27 @@ def dataset_table(datasets: Sequence[str], data_root: str | None = None,
             "valid_clean", "test_clean"]
     records, notes = [], []
     for dataset in datasets:
-        try:
-            stats = stats_of(dataset, data_root)
-        except Exception as exc:  # noqa: BLE001 - the report must go on; the note names the cause
-            notes.append(f"{dataset}: statistics unavailable ({type(exc).__name__}: {exc})")
+        if dataset not in stats:
+            notes.append(f"{dataset}: statistics unavailable (not in the manifest; "
+                         f"python -m deca_tune.data describe {dataset} prints them)")
             continue
         for col, key in zip(columns, keys):
             records.append({"block": "", "row": dataset_name(dataset), "column": col,
-                            "dataset": dataset, "value": stats.get(key)})
+                            "dataset": dataset, "value": stats[dataset].get(key)})
     data = pd.DataFrame(records, columns=["block", "row", "column", "dataset", "value"])
     return Table(name="table1_datasets", caption="Statistics of the data sets (Table 1).",
                  data=data, rows=list(dict.fromkeys(data["row"])), columns=columns,
                  row_header="Dataset", notes=notes)
 
 
-def all_tables(exp: Experiment, split: str = "test_clean", data_root: str | None = None,
+def all_tables(exp: Experiment, split: str = "test_clean", dataset_stats: dict[str, dict] | None = None,
                with_dataset_table: bool = True, ks: KsOverride | None = None) -> list[Table]:
-    """Every table the experiment supports, in the paper's order."""
+    """Every table the experiment supports, in the paper's order (``dataset_stats``: Table 1
+    statistics beyond those recorded in the manifest)."""
     tables: list[Table] = []
     rec = exp.datasets("rec")
     if with_dataset_table and rec:
-        root = data_root or _find(exp.manifest, "data_root")
-        recorded = exp.manifest.get("data", {}) if isinstance(exp.manifest, dict) else {}
-
-        def stats_of(name: str, root: str | None) -> dict:
-            """The statistics the search recorded in the manifest, else load the data set."""
-            entry = recorded.get(name) if isinstance(recorded, dict) else None
-            if isinstance(entry, dict) and isinstance(entry.get("stats"), dict):
-                return entry["stats"]
-            return _load_stats(name, root)
-
-        tables.append(dataset_table(rec, root, stats_of=stats_of))
+        tables.append(dataset_table(rec, {**recorded_stats(exp), **(dataset_stats or {})}))
     tables += performance_tables(exp, split, ks)
     tables += image_tables(exp, split)
     tables += ablation_tables(exp, split, ks)

@@ -11,11 +11,13 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
 import torch
+
+from deca_tune.metrics.ranking import PairIndex, masked_top_k
 
 
 def _user_index(split, users: Sequence[str] | None) -> np.ndarray:
@@ -40,34 +42,21 @@ def _user_index(split, users: Sequence[str] | None) -> np.ndarray:
 
 
 @torch.no_grad()
-def top_k(trainer, users: np.ndarray, k: int, batch_users: int = 1024,
-          mask_valid: bool = False) -> pd.DataFrame:
-    """``user_index, rank, item_index, score`` of the ``k`` best items of each user, with the
-    user's training items (and validation items with ``mask_valid``) excluded. Batched: one
-    ``score_all`` + ``topk`` per batch of users."""
+def top_k(trainer: Any, users: np.ndarray, k: int, mask: np.ndarray | None = None,
+          batch_users: int = 1024) -> pd.DataFrame:
+    """``user_index, rank, item_index, score`` of the ``k`` best items of each user, the pairs of
+    ``mask`` excluded (default: the user's training items)."""
     split = trainer.split
     method = trainer.method
     method.eval()
     device = next(method.parameters()).device
-    k = min(k, split.n_items)
-    seen = split.train if not mask_valid else np.concatenate([split.train, split.valid])
-    order = np.argsort(seen[:, 0], kind="stable")
-    seen = seen[order]
-    starts = np.searchsorted(seen[:, 0], np.arange(split.n_users + 1))
+    seen = PairIndex(split.train if mask is None else mask, split.n_users)
     rows = []
-    for lo in range(0, len(users), batch_users):
-        batch = users[lo:lo + batch_users]
-        scores = method.score_all(torch.as_tensor(batch, device=device)).float()
-        # mask every (row, item) the batch's users have seen, in one indexing operation
-        counts = starts[batch + 1] - starts[batch]
-        row_idx = np.repeat(np.arange(len(batch)), counts)
-        total = int(counts.sum())
-        pos = np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts) + np.repeat(starts[batch], counts)
-        item_idx = seen[pos, 1]
-        scores[torch.as_tensor(row_idx, device=device), torch.as_tensor(item_idx, device=device)] = -torch.inf
-        vals, items = torch.topk(scores, k, dim=1)
+    for batch, vals, items in masked_top_k(method.score_all, users, seen, split.n_items, k,
+                                            batch_users, device):
+        kk = vals.shape[1]
         rows.append(pd.DataFrame({
-            "user_index": np.repeat(batch, k), "rank": np.tile(np.arange(1, k + 1), len(batch)),
+            "user_index": np.repeat(batch, kk), "rank": np.tile(np.arange(1, kk + 1), len(batch)),
             "item_index": items.cpu().numpy().reshape(-1), "score": vals.cpu().numpy().reshape(-1)}))
     out = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(
         columns=["user_index", "rank", "item_index", "score"])
@@ -77,14 +66,15 @@ def top_k(trainer, users: np.ndarray, k: int, batch_users: int = 1024,
 def recommend(checkpoint: str | Path, users: Sequence[str] | None = None, k: int = 20,
               data_root: str | None = None, weights: str = "best", mask_valid: bool = False) -> pd.DataFrame:
     """The top-``k`` table of a checkpoint, with original ids where the data set keeps them."""
-    from analysis.checkpoints import load_trainer
+    from deca_tune.training.checkpoints import load_trainer
 
     trainer = load_trainer(checkpoint, data_root=data_root, weights=weights)
     if trainer.spec.get("task", "rec") != "rec":
         raise ValueError(f"{checkpoint}: a {trainer.spec.get('task')} trial; recommendations need "
                          "a recommendation (task rec) trial")
     split = trainer.split
-    frame = top_k(trainer, _user_index(split, users), k, mask_valid=mask_valid)
+    mask = np.concatenate([split.train, split.valid]) if mask_valid else split.train
+    frame = top_k(trainer, _user_index(split, users), k, mask=mask)
     meta = split.meta if isinstance(split.meta, dict) else {}
     uid, iid = meta.get("original_user_ids"), meta.get("original_item_ids")
     frame["user"] = np.asarray(uid)[frame["user_index"]] if uid is not None else frame["user_index"]

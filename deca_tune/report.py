@@ -1,6 +1,9 @@
 """``python -m deca_tune.report EXPERIMENT_DIR [--out DIR] [--formats md,tex,csv,html]``.
 
-A thin entry point: the tables and figures are built by :mod:`analysis.report`.
+A thin entry point: the tables and figures are built by :mod:`analysis.report`, which reads the
+experiment folder only. What needs models or data happens here first: ``--export-scores``
+writes the per-run score exports (:mod:`deca_tune.exports`), and Table 1 statistics missing from
+the manifest are loaded (``deca_tune.data.load_split``).
 """
 from __future__ import annotations
 
@@ -8,8 +11,29 @@ import argparse
 import sys
 from typing import Sequence
 
-from analysis.experiment import ExperimentError
+from analysis.experiment import ExperimentError, load_experiment
 from analysis.report import FORMATS, build_report
+from analysis.tables import recorded_stats
+
+
+def missing_stats(experiment: str, data_root: str | None) -> tuple[dict[str, dict], list[str]]:
+    """Table 1 statistics of the experiment's recommendation data sets the manifest lacks."""
+    from deca_tune.data import load_split
+
+    exp = load_experiment(experiment)
+    have = recorded_stats(exp)
+    units = exp.manifest.get("units") if isinstance(exp.manifest, dict) else None
+    if data_root is None and units:  # where the search found the data
+        data_root = (units[0].get("spec") or {}).get("data_root")
+    stats, warnings = {}, []
+    for name in exp.datasets("rec"):
+        if name in have:
+            continue
+        try:
+            stats[name] = load_split("rec", {"dataset": name, "data_root": data_root}).stats()
+        except Exception as exc:  # noqa: BLE001 - the report goes on; the table notes the gap
+            warnings.append(f"{name}: statistics unavailable ({type(exc).__name__}: {exc})")
+    return stats, warnings
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -52,14 +76,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error(f"--ks {item!r}: expected DATASET=K1,K2 such as ml-100k=3,20")
         ks[name] = (k1, k2)
     try:
+        load_experiment(args.experiment)  # fail early on a folder that is not an experiment
+        if args.export_scores:
+            from deca_tune.exports import export_scores
+
+            export_scores(args.experiment, data_root=args.data_root)
+        stats, warnings = ({}, []) if args.no_dataset_table else missing_stats(args.experiment, args.data_root)
         report = build_report(args.experiment, args.out, formats, split=args.split,
                               interpretability=args.interpretability, scores=args.scores,
-                              data_root=args.data_root, dataset_table=not args.no_dataset_table,
-                              ks=ks, digits=args.digits, export=args.export_scores)
+                              dataset_stats=stats, dataset_table=not args.no_dataset_table,
+                              ks=ks, digits=args.digits)
     except ExperimentError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    for warning in report.warnings:
+    for warning in warnings + report.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     print(f"{len(report.tables)} tables, {len(report.figures)} figures in {report.out_dir}")
     for path in (report.markdown, report.html):

@@ -1,4 +1,5 @@
-"""Load and validate the YAML search spaces in this folder; convert them to Tune / Optuna spaces.
+"""Load and validate the YAML search spaces in this folder (``deca_tune.search.spaces`` turns them
+into Tune domains; nothing here imports Ray).
 
 A file describes one method family of one task::
 
@@ -29,8 +30,9 @@ from typing import Any, Iterable
 
 import yaml
 
+from deca_tune.tasks import TASKS
+
 SPACES_DIR = Path(__file__).resolve().parent
-TASKS = ("rec", "image")
 DISTRIBUTIONS = ("loguniform", "uniform", "int", "logint", "choice")
 _TOP_KEYS = {"task", "methods", "params"}
 _PARAM_KEYS = {
@@ -60,20 +62,6 @@ class Param:
     start: Any = None  # Optuna's first trial evaluates it (None: sampled)
     source: str = ""  # "file:line", for messages
 
-    def to_tune(self) -> Any:
-        """The Tune sampling domain (OptunaSearch converts it to an Optuna distribution)."""
-        from ray import tune
-
-        if self.distribution == "loguniform":
-            return tune.loguniform(self.low, self.high)
-        if self.distribution == "uniform":
-            return tune.uniform(self.low, self.high)
-        if self.distribution == "int":  # Tune's upper bound is exclusive
-            return tune.randint(int(self.low), int(self.high) + 1)
-        if self.distribution == "logint":
-            return tune.lograndint(int(self.low), int(self.high) + 1)
-        return tune.choice(list(self.values))
-
     def describe(self) -> str:
         if self.distribution == "choice":
             dist = f"choice{list(self.values)}"
@@ -92,22 +80,6 @@ class SearchSpace:
     method: str
     params: dict[str, Param] = field(default_factory=dict)
     files: tuple[str, ...] = ()
-
-    def to_tune(self) -> dict[str, Any]:
-        """Tune sampling domains, for ``Tuner(param_space=...)`` with OptunaSearch."""
-        return {name: p.to_tune() for name, p in self.params.items()}
-
-    def to_optuna(self) -> dict[str, Any]:
-        """The Optuna distributions OptunaSearch will sample (Ray's own conversion)."""
-        from ray.tune.search.optuna import OptunaSearch
-
-        return OptunaSearch.convert_search_space(self.to_tune()) if self.params else {}
-
-    def to_grid(self) -> dict[str, Any]:
-        """``tune.grid_search`` over the paper grid of every parameter (Tune's variant generator)."""
-        from ray import tune
-
-        return {name: tune.grid_search(list(p.grid)) for name, p in self.params.items()}
 
     def grid_size(self) -> int:
         return math.prod(len(p.grid) for p in self.params.values())
@@ -262,7 +234,7 @@ def load_family(path: str | Path) -> FamilyFile:
         raise where.error((missing[0],), "missing")
     task = raw["task"]
     if task not in TASKS:
-        raise where.error(("task",), f"unknown task {task!r}; choose one of: {', '.join(TASKS)}")
+        raise where.error(("task",), f"unknown task {task!r}; choose one of: {', '.join(TASKS.names())}")
     methods = raw["methods"]
     if methods == "*":
         methods_t = None
@@ -306,7 +278,7 @@ class SpaceCatalog:
     def space(self, task: str, method: str) -> SearchSpace:
         """The space of ``method``: the task's shared parameters plus its family's."""
         if task not in TASKS:
-            raise SearchSpaceError(f"unknown task {task!r}; choose one of: {', '.join(TASKS)}")
+            raise SearchSpaceError(f"unknown task {task!r}; choose one of: {', '.join(TASKS.names())}")
         params: dict[str, Param] = {}
         files: list[str] = []
         for fam in self.families:

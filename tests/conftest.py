@@ -9,6 +9,20 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def private_cache(tmp_path_factory) -> Path:
+    """Derived files (pre-trained f', decompressed images) go to a per-session folder, never to
+    the user's ``~/.cache``; Ray workers inherit the variable."""
+    folder = tmp_path_factory.mktemp("deca-tune-cache")
+    old = os.environ.get("DECA_TUNE_CACHE")
+    os.environ["DECA_TUNE_CACHE"] = str(folder)
+    yield folder
+    if old is None:
+        os.environ.pop("DECA_TUNE_CACHE", None)
+    else:
+        os.environ["DECA_TUNE_CACHE"] = old
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """The offline copy of the real data sets: ``$DECA_TUNE_DATA`` or ``<repo>/../shared/data``."""

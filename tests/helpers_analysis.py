@@ -23,7 +23,8 @@ def write_experiment(root: Path, runs: list[dict] | None = None, curves: list[di
     for name, rows in (("seed_runs", runs), ("curves", curves), ("search_trials", trials)):
         if rows is not None:
             pd.DataFrame(rows).to_csv(root / "summary" / f"{name}.csv", index=False)
-    if manifest is not None:
+    if manifest is not None:  # what the search records (deca_tune/search/manifest.py)
+        manifest = {"selection_metric": {"rec": "valid/ndcg@20", "image": "valid/accuracy"}, **manifest}
         (root / "manifest.json").write_text(json.dumps(manifest))
     return root
 

@@ -11,7 +11,7 @@ Quality peaks at lr = 1e-3 and l2 = 1 (the searched rec/image parameters). Spec 
 create it, to test retries from a checkpoint), ``fail_if_l2_above`` (raise at epoch 2 when
 l2 exceeds it), ``nan_if_l2_below`` (NaN loss at epoch 2 when l2 is below it). Every epoch
 reports ``restored_from``: the epoch of the checkpoint it resumed from (0 = fresh start).
-With ``load_data: true`` it loads its data set through ``load_rec_dataset`` (as the real
+With ``load_data: true`` it loads its data set through ``load_dataset`` (as the real
 trainer does) and reports ``data_id``, the id of the split object, to show the per-process cache.
 """
 from __future__ import annotations
@@ -33,9 +33,9 @@ class FakeTrainer:
         self.restored_from: int | None = None
         self.data_id = 0
         if spec.get("load_data"):
-            from deca_tune.data import load_rec_dataset
+            from deca_tune.data import load_dataset
 
-            split = load_rec_dataset(spec["dataset"], data_root=spec.get("data_root"),
+            split = load_dataset("rec", spec["dataset"], data_root=spec.get("data_root"),
                                      **spec.get("dataset_options", {}))
             self.data_id = id(split)
 

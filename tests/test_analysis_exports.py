@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 import torch
 
-from analysis.exports import export_scores
+from deca_tune.exports import export_scores
 from analysis.experiment import load_experiment
 from analysis.noise_detection import run_table
 from deca_tune.metrics.noise_detection import noise_detection_auc

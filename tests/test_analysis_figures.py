@@ -11,6 +11,7 @@ import pytest
 
 from analysis import figures as F
 from analysis import noise_detection as ND
+from deca_tune.metrics.noise_detection import truth_and_scores
 from analysis.experiment import load_experiment
 from analysis.report import build_report
 from deca_tune.report import main as report_main
@@ -119,7 +120,7 @@ def test_noise_detection_from_exports(tmp_path) -> None:
     table = ND.export_table([tmp_path / "a_clean_scores.csv"])
     assert "| a_clean_scores | 1.0000 | 1.0000 | 0.400 | 3 | 2 |" in table.to_markdown()
     with pytest.raises(ValueError, match="no truth column"):
-        ND.truth_and_scores(pd.DataFrame({"score": [0.1]}), "x.csv")
+        truth_and_scores(pd.DataFrame({"score": [0.1]}), "x.csv")
 
 
 def test_noise_detection_from_seed_runs(tmp_path) -> None:

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis.motivation import KIND_MODELS, KIND_SEEDS, rec_motivation_split, run_motivation, \
+from deca_tune.motivation import KIND_MODELS, KIND_SEEDS, rec_motivation_split, run_motivation, \
     write_motivation
 from deca_tune.motivation import main as motivation_main
 from helpers_rec import tiny_split
@@ -31,9 +31,9 @@ def test_rec_motivation_on_synthetic(tmp_path) -> None:
     assert list(pairs["pair"]) == ["MF-GMF", "MF (seeds 0, 1)", "GMF (seeds 0, 1)"]
     assert pairs[["clean", "noisy"]].apply(lambda c: c.between(0, 1)).all().all()
     # synthetic: the planted truth is the mask; every training positive has one
-    from deca_tune.data import load_rec_dataset
+    from deca_tune.data import load_dataset
 
-    split = load_rec_dataset("synthetic", n_users=80, n_items=60)
+    split = load_dataset("rec", "synthetic", n_users=80, n_items=60)
     assert result.n_noisy == int(np.asarray(split.train_noisy).sum())
     assert result.n_clean + result.n_noisy == len(split.train)
     assert len(result.models) == 4 and set(result.models["seed"]) == {0, 1}

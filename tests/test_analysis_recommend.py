@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 import torch
 
-from analysis.checkpoints import find_checkpoint, load_trainer
+from deca_tune.training.checkpoints import find_checkpoint, load_trainer
 from deca_tune.recommend import main as recommend_main
 from deca_tune.recommend import recommend
 from deca_tune.training import build_trainer

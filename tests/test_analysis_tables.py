@@ -187,20 +187,25 @@ def test_ablation_table_only_when_ablations_exist(exp, tmp_path) -> None:
 
 
 def test_dataset_table(tmp_path) -> None:
-    def stats(name, root):
-        if name == "broken":
-            raise FileNotFoundError("u.data not found")
-        return {"users": 943, "items": 1682, "interactions": 100000, "sparsity": 0.93695,
-                "train": 80000, "valid": 10000, "test": 10000, "valid_clean": 2000, "test_clean": 2100}
-
-    table = T.dataset_table(["ml-100k", "broken"], stats_of=stats)
+    stats = {"ml-100k": {"users": 943, "items": 1682, "interactions": 100000, "sparsity": 0.93695,
+                         "train": 80000, "valid": 10000, "test": 10000, "valid_clean": 2000,
+                         "test_clean": 2100}}
+    table = T.dataset_table(["ml-100k", "broken"], stats)
     md = table.to_markdown()
     assert "| MovieLens-100K | 943 | 1,682 | 100,000 | 0.93695 |" in md
-    assert any("broken" in n and "u.data not found" in n for n in table.notes)
+    assert any("broken" in n and "describe broken" in n for n in table.notes)
+    # the statistics the search recorded in the manifest are what the report shows
+    root = write_experiment(tmp_path / "exp", runs=rec_runs({("gmf", "normal"): rec_metrics(0.1, 0.2, 0.1, 0.2)}),
+                            manifest={"seeds": [0, 1, 2], "data": {"ml-100k": {"stats": stats["ml-100k"]}}})
+    (first,) = [t for t in T.all_tables(load_experiment(root)) if t.name == "table1_datasets"]
+    assert "| MovieLens-100K | 943 | 1,682 | 100,000 | 0.93695 |" in first.to_markdown()
 
 
 def test_real_dataset_table(shared_data) -> None:
-    table = T.dataset_table(["ml-100k"], data_root=str(shared_data))
+    from deca_tune.data import load_split
+
+    table = T.dataset_table(["ml-100k"], {"ml-100k": load_split(
+        "rec", {"dataset": "ml-100k", "data_root": str(shared_data)}).stats()})
     assert not table.notes
     users = table.data[table.data["column"] == "# Users"]["value"].iloc[0]
     train = table.data[table.data["column"] == "# Train"]["value"].iloc[0]

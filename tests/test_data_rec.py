@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from deca_tune.data import REC_DATASETS, UnknownOptionError, load_rec_dataset
+from deca_tune.data import REC_DATASETS, UnknownOptionError, load_dataset
 from deca_tune.data import __main__ as data_cli
 from deca_tune.data.download import DataUnavailableError
 from deca_tune.data.readers import MalformedFileError, read_table
@@ -53,7 +53,7 @@ def _write_u_data(root: Path, rows: list[tuple]) -> Path:
 @pytest.fixture(scope="module")
 def ml100k(shared_data):
     _need(shared_data, "ml-100k/u.data")
-    split = load_rec_dataset("ml-100k", data_root=str(shared_data), download=False)
+    split = load_dataset("rec", "ml-100k", data_root=str(shared_data), download=False)
     raw = pd.read_csv(shared_data / "ml-100k" / "u.data", sep="\t", header=None,
                       names=["user", "item", "rating", "ts"])
     return split, raw
@@ -142,7 +142,7 @@ def test_ml100k_checksum_mismatch_is_an_error(tmp_path):
 
 def test_ml100k_paper_counts(shared_data):
     _need(shared_data, "deca-splits/ml-100k/ml-100k.train.rating")
-    s = load_rec_dataset("ml-100k-paper", data_root=str(shared_data), download=False)
+    s = load_dataset("rec", "ml-100k-paper", data_root=str(shared_data), download=False)
     assert (len(s.train), len(s.valid), len(s.valid_clean), len(s.test), len(s.test_clean)) == \
         (79_619, 9_901, 1_707, 20_293, 3_594)
     assert s.valid_in_test and s.n_users == 944 and s.n_items == 1611
@@ -150,14 +150,14 @@ def test_ml100k_paper_counts(shared_data):
     assert np.isin(_key(s.valid, s.n_items), _key(s.test, s.n_items)).all()
     assert np.isin(_key(s.test_clean, s.n_items), _key(s.test, s.n_items)).all()
     assert set(np.unique(s.train_rating)) == {1, 2, 3, 4, 5}
-    d = load_rec_dataset("ml-100k-paper", data_root=str(shared_data), download=False,
+    d = load_dataset("rec", "ml-100k-paper", data_root=str(shared_data), download=False,
                          disjoint_test=True)
     assert (len(d.test), len(d.test_clean), d.valid_in_test) == (10_392, 1_887, False)
 
 
 def test_modcloth_paper_counts(shared_data):
     _need(shared_data, "deca-splits/modcloth/modcloth.train.rating")
-    s = load_rec_dataset("modcloth-paper", data_root=str(shared_data), download=False)
+    s = load_dataset("rec", "modcloth-paper", data_root=str(shared_data), download=False)
     assert (len(s.train), len(s.valid), len(s.valid_clean), len(s.test), len(s.test_clean)) == \
         (79_914, 9_990, 5_445, 9_989, 5_433)
     assert (s.n_users, s.n_items, s.valid_in_test, s.ks) == (44_784, 1_020, False, (5, 20))
@@ -166,7 +166,7 @@ def test_modcloth_paper_counts(shared_data):
 
 def test_paper_split_missing_offline_names_url_and_path(tmp_path):
     with pytest.raises(DataUnavailableError) as info:
-        load_rec_dataset("ml-100k-paper", data_root=str(tmp_path), download=False)
+        load_dataset("rec", "ml-100k-paper", data_root=str(tmp_path), download=False)
     msg = str(info.value)
     assert "https://raw.githubusercontent.com/wangyu-ustc/DeCA/" in msg
     assert str(tmp_path / "deca-splits" / "ml-100k" / "ml-100k.train.rating") in msg
@@ -201,14 +201,14 @@ def test_malformed_u_data_through_the_loader(tmp_path):
 
 def test_unknown_name_and_option():
     with pytest.raises(UnknownNameError, match="ml-100k.*synthetic"):
-        load_rec_dataset("no-such-set")
+        load_dataset("rec", "no-such-set")
     with pytest.raises(UnknownOptionError, match="n_users"):
-        load_rec_dataset("synthetic", n_user=3)
+        load_dataset("rec", "synthetic", n_user=3)
 
 
 def test_offline_missing_names_url_and_path(tmp_path):
     with pytest.raises(DataUnavailableError) as info:
-        load_rec_dataset("ml-100k", data_root=str(tmp_path), download=False)
+        load_dataset("rec", "ml-100k", data_root=str(tmp_path), download=False)
     msg = str(info.value)
     assert "https://files.grouplens.org/datasets/movielens/ml-100k.zip" in msg
     assert str(tmp_path / "ml-100k" / "u.data") in msg
@@ -271,11 +271,11 @@ def test_synthetic_deterministic_and_noise_recorded():
 
 
 def test_synthetic_noise_rate_zero_and_cache():
-    s = load_rec_dataset("synthetic", n_users=50, n_items=40, noise_rate=0.0, missing_rate=0.0)
+    s = load_dataset("rec", "synthetic", n_users=50, n_items=40, noise_rate=0.0, missing_rate=0.0)
     assert not s.train_noisy.any() and len(s.meta["liked_unobserved"]) == 0
-    assert load_rec_dataset("synthetic", n_users=50, n_items=40, noise_rate=0.0,
+    assert load_dataset("rec", "synthetic", n_users=50, n_items=40, noise_rate=0.0,
                             missing_rate=0.0) is s
-    assert load_rec_dataset("synthetic", n_users=50, n_items=40, noise_rate=0.1) is not s
+    assert load_dataset("rec", "synthetic", n_users=50, n_items=40, noise_rate=0.1) is not s
 
 
 # ---------------------------------------------------------------- loaders on tiny files
@@ -306,8 +306,8 @@ def _marketbias_file(root: Path, name: str, n_users: int = 30, n_items: int = 12
 @pytest.mark.parametrize("name", ["modcloth", "electronics"])
 def test_marketbias_tiny(tmp_path, name):
     raw = _marketbias_file(tmp_path, name)
-    s0 = load_rec_dataset(name, data_root=str(tmp_path), download=False, seed=0)
-    s1 = load_rec_dataset(name, data_root=str(tmp_path), download=False, seed=1)
+    s0 = load_dataset("rec", name, data_root=str(tmp_path), download=False, seed=0)
+    s1 = load_dataset("rec", name, data_root=str(tmp_path), download=False, seed=1)
     assert s0.meta["dropped_missing_id"] == 1
     dup = int((raw["item_id"].eq("i1") & raw["user_id"].eq("u0")).any())
     assert s0.meta["dropped_duplicates"] == dup
@@ -327,7 +327,7 @@ def test_marketbias_tiny(tmp_path, name):
 
 def test_marketbias_missing_names_url(tmp_path):
     with pytest.raises(DataUnavailableError) as info:
-        load_rec_dataset("modcloth", data_root=str(tmp_path), download=False)
+        load_dataset("rec", "modcloth", data_root=str(tmp_path), download=False)
     assert "https://raw.githubusercontent.com/MengtingWan/marketBias/master/data/df_modcloth.csv" \
         in str(info.value)
     assert str(tmp_path / "marketbias" / "df_modcloth.csv") in str(info.value)
@@ -390,7 +390,7 @@ def _ratings_csv(tmp_path: Path) -> Path:
 
 def test_csv_chrono_and_clean_rule(tmp_path):
     path = _ratings_csv(tmp_path)
-    s = load_rec_dataset("csv", data_root=str(tmp_path), path=str(path), sep=";", user_col="uid",
+    s = load_dataset("rec", "csv", data_root=str(tmp_path), path=str(path), sep=";", user_col="uid",
                          item_col="movie", rating_col="stars", time_col="when", clean="stars>=4",
                          split="chrono", ks="5,10")
     assert s.n_users == 12 and len(s.train) == 12 * 8 and s.ks == (5, 10)

@@ -7,16 +7,17 @@ import numpy as np
 import pytest
 import torch
 
-from deca_tune.data import IMAGE_DATASETS
+from deca_tune.data import IMAGE_DATASETS, clear_cache, load_dataset
 from deca_tune.data.download import DataUnavailableError
-from deca_tune.data.images import (augment_batch, build_image_split, clear_image_cache, load_cifar10,
-                                   load_raw_images, normalise)
+from deca_tune.data.image.raw import load_cifar10
+from deca_tune.data.image.split import build_image_split
+from deca_tune.data.image.transforms import augment_batch, normalise
 
 TINY = {"n_train": 400, "n_test": 60}
 
 
 def _tiny_split(**kw):
-    args = dict(seed=0, noise_rate=0.4, valid_size=80, meta_per_class=5, options=TINY)
+    args = dict(seed=0, noise_rate=0.4, valid_size=80, meta_per_class=5, dataset_options=TINY)
     args.update(kw)
     return build_image_split("synthetic-images", **args)
 
@@ -27,7 +28,7 @@ def test_registry_names():
 
 
 def test_split_partition_meta_set_and_noise():
-    raw = load_raw_images("synthetic-images", options=tuple(sorted(TINY.items())))
+    raw = load_dataset("image", "synthetic-images", **TINY)
     sp = _tiny_split()
     assert len(sp.meta_y) == 50 and torch.equal(torch.bincount(sp.meta_y, minlength=10), torch.full((10,), 5))
     assert len(sp.valid_y) == 80 and len(sp.train_y_noisy) == 400 - 50 - 80
@@ -48,7 +49,7 @@ def test_split_partition_meta_set_and_noise():
 
 def test_same_seed_same_split_other_seed_differs():
     a = _tiny_split()
-    clear_image_cache()
+    clear_cache()
     b = _tiny_split()
     assert a is not b
     for key in ("train_index", "valid_index", "meta_index", "train_y_noisy", "valid_y"):
@@ -108,7 +109,7 @@ def _write_tiny_cifar(root, n_per_batch=4, seed=0):
 
 def test_cifar10_loader_on_a_tiny_file_in_the_real_format(tmp_path):
     batches = _write_tiny_cifar(tmp_path)
-    raw = load_cifar10(tmp_path, tmp_path / "cache", download=False, verify=False)
+    raw = load_cifar10(tmp_path, download=False, verify=False, cache_dir=str(tmp_path / "cache"))
     assert raw.train_x.shape == (20, 3, 32, 32) and raw.test_x.shape == (4, 3, 32, 32)
     assert raw.train_x.dtype == torch.uint8 and raw.augment
     data, labels = batches["data_batch_2"]
@@ -120,20 +121,20 @@ def test_cifar10_loader_on_a_tiny_file_in_the_real_format(tmp_path):
     assert raw.classes[0] == "airplane"
     # the same files fail torchvision's md5 check when verification is on
     with pytest.raises(DataUnavailableError, match="cifar-10-batches-py"):
-        load_cifar10(tmp_path, tmp_path / "cache", download=False, verify=True)
+        load_cifar10(tmp_path, download=False, verify=True, cache_dir=str(tmp_path / "cache"))
 
 
 def test_cifar10_split_through_the_registry(tmp_path):
     _write_tiny_cifar(tmp_path / "cifar10", n_per_batch=60)
     sp = build_image_split("cifar10", data_root=tmp_path, seed=0, valid_size=50, meta_per_class=2,
-                           verify=False, download=False)
+                           verify_checksums=False, download=False)
     assert sp.in_channels == 3 and sp.image_size == 32 and sp.augment
     assert len(sp.train_y_noisy) == 300 - 20 - 50 and len(sp.test_y) == 60
 
 
 def test_missing_files_give_a_clear_error(tmp_path):
     with pytest.raises(DataUnavailableError, match="fashion-mnist"):
-        IMAGE_DATASETS.get("fashion-mnist")(tmp_path, tmp_path / "cache", download=False)
+        IMAGE_DATASETS.get("fashion-mnist")(tmp_path, download=False, cache_dir=str(tmp_path / "cache"))
 
 
 @pytest.fixture(scope="module")
@@ -148,7 +149,7 @@ def image_cache(tmp_path_factory):
 def test_real_idx_files_from_the_shared_layout(shared_data, image_cache, name, slug, first_labels):
     if not (shared_data / slug / "train-images-idx3-ubyte.gz").exists():
         pytest.skip(f"{shared_data / slug} has no IDX files")
-    raw = IMAGE_DATASETS.get(name)(shared_data, image_cache, download=False)
+    raw = IMAGE_DATASETS.get(name)(shared_data, download=False, cache_dir=str(image_cache))
     assert raw.train_x.shape == (60_000, 1, 28, 28) and raw.test_x.shape == (10_000, 1, 28, 28)
     assert raw.train_x.dtype == torch.uint8 and len(raw.classes) == 10
     assert raw.train_y[:5].tolist() == first_labels
@@ -156,12 +157,12 @@ def test_real_idx_files_from_the_shared_layout(shared_data, image_cache, name, s
     # decompressed into the cache in torchvision's layout; a second load uses it directly
     cls_dir = {"fashion-mnist": "FashionMNIST", "mnist": "MNIST"}[name]
     assert (image_cache / "torchvision" / cls_dir / "raw" / "train-images-idx3-ubyte").is_file()
-    again = IMAGE_DATASETS.get(name)(image_cache / "torchvision", image_cache, download=False)
+    again = IMAGE_DATASETS.get(name)(image_cache / "torchvision", download=False, cache_dir=str(image_cache))
     assert again.source["layout"] == "torchvision" and torch.equal(again.train_y, raw.train_y)
 
 
 def test_channel_stats_match_a_float_computation():
-    from deca_tune.data.images import _channel_stats
+    from deca_tune.data.image.split import _channel_stats
 
     x = torch.randint(0, 256, (30, 3, 5, 5), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
     mean, std = _channel_stats(x)

@@ -7,9 +7,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from deca_tune.data.images import build_image_split
+from deca_tune.data.image.split import build_image_split
 from deca_tune.methods import IMAGE_METHODS
-from deca_tune.training.spec import make_spec
+from deca_tune.tasks import make_spec
 
 METHODS = ["normal", "itlm", "mwnet", "deca_p"]
 BACKBONES = ["resnet32", "convnet", "mlp", "inception"]
@@ -18,7 +18,7 @@ BACKBONES = ["resnet32", "convnet", "mlp", "inception"]
 @pytest.fixture(scope="module")
 def split():
     return build_image_split("synthetic-images", seed=0, noise_rate=0.4, valid_size=40, meta_per_class=3,
-                             options={"n_train": 200, "n_test": 20, "image_size": 16})
+                             dataset_options={"n_train": 200, "n_test": 20, "image_size": 16})
 
 
 def _spec(method, backbone, **kw):

@@ -5,15 +5,16 @@ import pytest
 import torch
 from torch import nn
 
-from deca_tune.models.vision import VISION_BACKBONES, build_vision_backbone
-from deca_tune.models.vision.resnet import BasicBlock
+from deca_tune.models.image import build_image_backbone
+from deca_tune.models.registry import IMAGE_BACKBONES
+from deca_tune.models.image.resnet import BasicBlock
 
 
 @pytest.mark.parametrize("name", ["resnet32", "convnet", "mlp", "inception"])
 @pytest.mark.parametrize("channels,size", [(1, 28), (3, 32)])
 def test_forward_and_embedding(name, channels, size):
     torch.manual_seed(0)
-    net = build_vision_backbone(name, n_classes=7, in_channels=channels, image_size=size).eval()
+    net = build_image_backbone(name, n_classes=7, in_channels=channels, image_size=size).eval()
     x = torch.randn(3, channels, size, size)
     logits, z = net(x, return_embedding=True)
     assert logits.shape == (3, 7) and z.shape == (3, net.embed_dim)
@@ -22,11 +23,11 @@ def test_forward_and_embedding(name, channels, size):
 
 
 def test_registry_lists_all_backbones():
-    assert set(VISION_BACKBONES.names()) >= {"resnet32", "convnet", "mlp", "inception"}
+    assert set(IMAGE_BACKBONES.names()) >= {"resnet32", "convnet", "mlp", "inception"}
 
 
 def test_resnet32_layout():
-    net = build_vision_backbone("resnet32", 10, 3, 32)
+    net = build_image_backbone("resnet32", 10, 3, 32)
     blocks = [m for m in net.modules() if isinstance(m, BasicBlock)]
     assert len(blocks) == 15
     assert [b.conv2.out_channels for b in blocks] == [16] * 5 + [32] * 5 + [64] * 5
@@ -40,12 +41,12 @@ def test_resnet32_layout():
 
 
 def test_mlp_has_four_linear_layers_and_convnet_two_convs():
-    mlp = build_vision_backbone("mlp", 10, 1, 28)
+    mlp = build_image_backbone("mlp", 10, 1, 28)
     assert sum(isinstance(m, nn.Linear) for m in mlp.modules()) == 4
-    conv = build_vision_backbone("convnet", 10, 1, 28)
+    conv = build_image_backbone("convnet", 10, 1, 28)
     assert sum(isinstance(m, nn.Conv2d) for m in conv.modules()) == 2
 
 
 def test_bad_image_size():
     with pytest.raises(ValueError, match="image size"):
-        build_vision_backbone("resnet32", 10, 1, 4)
+        build_image_backbone("resnet32", 10, 1, 4)

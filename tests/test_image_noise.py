@@ -6,7 +6,14 @@ import math
 import pytest
 import torch
 
-from deca_tune.data.noise import inject_noise, transition_matrix
+from deca_tune.data.image.noise import inject_noise
+
+
+def transition_matrix(true: torch.Tensor, noisy: torch.Tensor, n_classes: int) -> torch.Tensor:
+    """Empirical ``P(noisy = j | true = i)`` as a ``[C, C]`` matrix (rows sum to 1 where seen)."""
+    counts = torch.bincount(true * n_classes + noisy, minlength=n_classes * n_classes)
+    counts = counts.reshape(n_classes, n_classes).double()
+    return counts / counts.sum(dim=1, keepdim=True).clamp_min(1)
 
 
 def _labels(n: int = 20_000, c: int = 10) -> torch.Tensor:

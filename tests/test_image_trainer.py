@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from deca_tune.tasks import get_task
 from deca_tune.training.image_trainer import ImageTrainer
 
 TINY = {"n_train": 400, "n_test": 60, "image_size": 16}
@@ -15,9 +16,9 @@ def _spec(method="normal", backbone="mlp", **kw):
     spec = dict(task="image", dataset="synthetic-images", dataset_options=TINY, backbone=backbone,
                 method=method, seed=0, max_epochs=3, lr=0.05, batch_size=50, valid_size=80,
                 meta_per_class=5, noise_rate=0.4, device="cpu", T1=1, round_epochs=1,
-                trim_ratio=0.3, pretrain_epochs=1)
+                trim_ratio=0.3, pretrain_overrides={"max_epochs": 1})
     spec.update(kw)
-    return spec
+    return get_task("image").only_known(spec)
 
 
 def _same(a: dict, b: dict) -> None:
@@ -54,7 +55,7 @@ def test_resume_is_bit_exact(method, backbone, augment):
     ma = a.train_epoch()
 
     b = ImageTrainer(spec)
-    b._pretrain = lambda overrides: pytest.fail("pre-training must not run again on resume")
+    b.pretrain = lambda overrides: pytest.fail("pre-training must not run again on resume")
     b.load_state_dict(state)
     assert b.epoch == 2 and b.step == steps_done
     mb = b.train_epoch()
@@ -81,22 +82,22 @@ def test_fit_restores_the_best_epoch_and_early_stopping():
     again = t.evaluate()
     for key, value in again.items():
         assert best[key] == value, key
-    # lr 0: nothing improves after the first epoch, patience 1 stops after the second
-    s = ImageTrainer(_spec(max_epochs=10, lr=0.0, patience=1))
+    # lr ~0: nothing improves after the first epoch, patience 1 stops after the second
+    s = ImageTrainer(_spec(max_epochs=10, lr=1e-12, patience=1))
     s.fit()
     assert s.stopped_early and s.epoch == 2
 
 
 def test_deca_p_pretrains_a_normal_model_with_another_seed_on_the_same_data():
     calls = []
-    t = ImageTrainer(_spec("deca_p"))
-    real = t._pretrain
+    t = ImageTrainer(_spec("deca_p", pretrain_cache="off"))
+    real = t.pretrain
 
     def spy(overrides):
         calls.append(overrides)
         return real(overrides)
 
-    t._pretrain = spy
+    t.pretrain = spy
     m = t.train_epoch()
     assert calls == [{"seed": 1000, "max_epochs": 1}]
     assert m["pretrain_seconds"] > 0 and "loss/likelihood" in m and "deca/kl" in m and m["deca/phase"] == 22.0

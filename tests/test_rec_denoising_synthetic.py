@@ -17,7 +17,7 @@ from __future__ import annotations
 import pytest
 
 from deca_tune.bench.denoising import synthetic_spec
-from deca_tune.metrics.noise_detection import noise_detection_scores
+from deca_tune.methods.scores import noise_detection_scores
 from deca_tune.training.rec_trainer import RecTrainer
 
 

@@ -5,11 +5,13 @@ import numpy as np
 import pytest
 import torch
 
-from deca_tune.data import load_rec_dataset
+from deca_tune.data import load_dataset
 from deca_tune.data.sampling import SAMPLERS
 from deca_tune.methods import REC_METHODS
-from deca_tune.methods.pretrained import pretrain_key
-from deca_tune.metrics.noise_detection import training_positive_scores
+from deca_tune.methods.base import pretrain_overrides
+from deca_tune.training.pretrain import pretrain_key, pretrain_spec
+from deca_tune.methods.scores import training_positive_scores
+from deca_tune.tasks import get_task
 from deca_tune.training.rec_trainer import RecTrainer
 
 METHODS = ["normal", "deca", "deca_p", "deca-dp", "deca-dn", "deca_p-dp", "deca_p-dn", "tce", "wbpr",
@@ -27,9 +29,10 @@ def cache(tmp_path_factory):
 
 
 def tiny_spec(method: str, backbone: str, cache: str, **kw) -> dict:
-    return {"dataset": "synthetic", "dataset_options": TINY, "backbone": backbone, "method": method,
-            "max_epochs": 1, "batch_size": 64, "device": "cpu", "pretrain_cache": cache,
-            "drop_rate": 0.2, "num_gradual": 2, **kw}
+    return get_task("rec").only_known(
+        {"dataset": "synthetic", "dataset_options": TINY, "backbone": backbone, "method": method,
+         "max_epochs": 1, "batch_size": 64, "device": "cpu", "pretrain_cache": cache,
+         "drop_rate": 0.2, "num_gradual": 2, **kw})
 
 
 def test_all_methods_registered():
@@ -97,30 +100,40 @@ def test_l2_only_on_target(cache):
 def test_deca_p_prior_is_frozen_cached_and_seed_specific(tmp_path):
     spec = tiny_spec("deca_p", "gmf", str(tmp_path))
     first = RecTrainer(spec)
-    assert first.method.pretrain_info["cached"] is False
+    assert first.pretrain_info == {} and not first.prepared  # f' is trained before the first epoch
+    first.prepare()
+    assert first.pretrain_info["cached"] is False
     assert all(not p.requires_grad for p in first.method.g.parameters())
     opt_params = {id(p) for group in first.optimizer.param_groups for p in group["params"]}
     assert not opt_params & {id(p) for p in first.method.g.parameters()}
     # the prior has its own seed: not the target's initialisation
-    assert first.method.pretrain_info["seed"] == spec.get("seed", 0) + 1000
+    assert first.pretrain_info["seed"] == spec.get("seed", 0) + 1000
     first_metrics = first.train_epoch()
 
     # a different C reuses f' from the cache, and training continues exactly as without the cache
     again = RecTrainer({**spec, "C0": 5.0})
-    assert again.method.pretrain_info["cached"] is True
+    again.prepare()
+    assert again.pretrain_info["cached"] is True
     for a, b in zip(first.method.g.state_dict().values(), again.method.g.state_dict().values()):
         assert torch.equal(a, b)
     same = RecTrainer(spec)
-    assert same.method.pretrain_info["cached"] is True
+    same.prepare()
+    assert same.pretrain_info["cached"] is True
     assert same.train_epoch()["loss"] == first_metrics["loss"]
     # another seed never reuses it
     other = RecTrainer({**spec, "seed": 1})
-    assert other.method.pretrain_info["cached"] is False
-    split = load_rec_dataset("synthetic", **TINY)
+    other.prepare()
+    assert other.pretrain_info["cached"] is False
+    split = load_dataset("rec", "synthetic", **TINY)
     full = {**first.spec}
-    assert pretrain_key(full, split)[1] != pretrain_key({**full, "seed": 1}, split)[1]
-    assert pretrain_key(full, split)[1] == pretrain_key({**full, "C1": 3.0, "alpha": 0.2}, split)[1]
-    assert pretrain_key(full, split)[1] != pretrain_key({**full, "lr": 0.01}, split)[1]
+    assert prior_key(full, split) != prior_key({**full, "seed": 1}, split)
+    assert prior_key(full, split) == prior_key({**full, "C1": 3.0, "alpha": 0.2}, split)
+    assert prior_key(full, split) != prior_key({**full, "lr": 0.01}, split)
+
+
+def prior_key(spec: dict, split) -> str:
+    """The cache key of the prior a DeCA(p) trial with ``spec`` pre-trains."""
+    return pretrain_key(pretrain_spec(spec, pretrain_overrides(spec)), split)[1]
 
 
 def test_deca_p_prior_stays_in_eval_mode(cache):
@@ -130,7 +143,7 @@ def test_deca_p_prior_stays_in_eval_mode(cache):
 
 
 def test_clean_probability_definitions(cache):
-    split = load_rec_dataset("synthetic", **TINY)
+    split = load_dataset("rec", "synthetic", **TINY)
     u, i = torch.as_tensor(split.train[:10, 0]), torch.as_tensor(split.train[:10, 1])
     deca = RecTrainer(tiny_spec("deca", "gmf", cache)).method
     f, h, hp = (torch.sigmoid(m(u, i)) for m in (deca.f, deca.h, deca.h_prime))
@@ -183,9 +196,12 @@ def test_ensemble_resume_is_exact():
 
 
 def test_tce_drop_schedule_and_truncation():
-    from deca_tune.losses.truncated_bce import truncated_bce
+    # the earlier form, now the named option tce_form "positives" (published form:
+    # tests/test_baselines_published.py)
+    from deca_tune.losses.truncated_bce import truncated_bce_positives as truncated_bce
 
-    trainer = RecTrainer(tiny_spec("tce", "gmf", "off", drop_rate=0.3, num_gradual=10))
+    trainer = RecTrainer(tiny_spec("tce", "gmf", "off", drop_rate=0.3, num_gradual=10,
+                                   tce_form="positives"))
     rates = [trainer.method.rate_at(s) for s in (0, 5, 10, 50)]
     assert rates == pytest.approx([0.0, 0.15, 0.3, 0.3])
     # positives with logits 3, -2, 0, 1 and one negative at 0: BCE = softplus(-z)
@@ -198,7 +214,7 @@ def test_tce_drop_schedule_and_truncation():
     assert loss.item() == pytest.approx((sp(3.0) + sp(1.0)) / 2 + np.log(2), rel=1e-6)
     loss0, _ = truncated_bce(pos, neg, 0.0)
     assert loss0.item() == pytest.approx((sp(3.0) + sp(-2.0) + sp(0.0) + sp(1.0)) / 4 + np.log(2), rel=1e-6)
-    from deca_tune.methods.normal import bce_loss
+    from deca_tune.methods.rec.normal import bce_loss
     assert loss0.item() == pytest.approx(bce_loss(pos, neg).item(), rel=1e-6)
 
 
@@ -215,7 +231,7 @@ def test_wbpr_uses_popularity_sampler():
 
 
 def test_popularity_sampler_proportional_and_rejects_positives():
-    split = load_rec_dataset("synthetic", n_users=200, n_items=50, seed=1)
+    split = load_dataset("rec", "synthetic", n_users=200, n_items=50, seed=1)
     sampler = SAMPLERS.get("popularity")(split)
     users = np.repeat(np.arange(split.n_users), 200)
     neg = sampler.sample(users, 1, np.random.default_rng(0)).reshape(-1)
@@ -238,9 +254,9 @@ def test_bad_hyperparameters_fail_clearly():
 
 
 def test_clean_logits_match_probabilities(cache):
-    from deca_tune.metrics.noise_detection import clean_score
+    from deca_tune.methods.scores import clean_score
 
-    split = load_rec_dataset("synthetic", **TINY)
+    split = load_dataset("rec", "synthetic", **TINY)
     u, i = torch.as_tensor(split.train[:10, 0]), torch.as_tensor(split.train[:10, 1])
     for method in ("deca", "deca_p", "ensemble", "normal"):
         mth = RecTrainer(tiny_spec(method, "gmf", cache)).method
@@ -259,10 +275,10 @@ def test_deca_noise_and_auxiliary_backbones(h_backbone, aux_backbone):
 
 
 def test_pretrain_overrides_apply_and_change_the_key(tmp_path):
-    split = load_rec_dataset("synthetic", **TINY)
+    split = load_dataset("rec", "synthetic", **TINY)
     spec = RecTrainer(tiny_spec("deca_p", "gmf", str(tmp_path))).spec
-    assert pretrain_key(spec, split)[1] != pretrain_key({**spec, "pretrain_overrides": {"l2": 0.5}}, split)[1]
-    assert pretrain_key(spec, split)[0]["seed"] == spec["seed"] + 1000
-    assert pretrain_key({**spec, "pretrain_seed": 7}, split)[0]["seed"] == 7
+    assert prior_key(spec, split) != prior_key({**spec, "pretrain_overrides": {"l2": 0.5}}, split)
+    assert pretrain_spec(spec, pretrain_overrides(spec))["seed"] == spec["seed"] + 1000
+    assert pretrain_overrides({**spec, "pretrain_seed": 7})["seed"] == 7
     with pytest.raises(TypeError, match="pretrain_overrides"):
-        pretrain_key({**spec, "pretrain_overrides": [1]}, split)
+        pretrain_overrides({**spec, "pretrain_overrides": [1]})

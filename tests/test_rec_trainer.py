@@ -60,7 +60,7 @@ def test_training_reduces_loss_and_fit_restores_best_epoch():
 
 
 def test_early_stopping_with_patience():
-    t = make(tiny_split(), max_epochs=50, patience=2, lr=0.0)  # lr 0: never improves after epoch 1
+    t = make(tiny_split(), max_epochs=50, patience=2, lr=1e-12)  # lr ~0: never improves after epoch 1
     t.fit()
     assert t.stopped_early and t.epoch == 3
 
@@ -68,10 +68,10 @@ def test_early_stopping_with_patience():
 def test_default_protocol_masks_validation_items_at_test_time():
     split = tiny_split()
     t = make(split)
-    mask = {tuple(p) for p in t._test_mask}
+    mask = {tuple(p) for p in t.test_mask}
     assert all(tuple(p) in mask for p in split.valid)
     paper = make(split, protocol="paper")
-    pmask = {tuple(p) for p in paper._test_mask}
+    pmask = {tuple(p) for p in paper.test_mask}
     assert all(tuple(p) in pmask for p in split.valid_clean)
     assert not all(tuple(p) in pmask for p in split.valid)
 

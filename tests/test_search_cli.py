@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from deca_tune.search import main
-from deca_tune.search_config import parse_args
-from deca_tune.search_plan import build_plan, grid_trial_count
+from deca_tune.search.config import parse_args
+from deca_tune.search.plan import build_plan, grid_trial_count
 
 
 def run_main(argv, capsys) -> tuple[int, str, str]:
@@ -88,7 +88,7 @@ def test_config_file_with_command_line_override(tmp_path):
 
 @pytest.mark.parametrize("text, expected", [
     ("datasets: [synthetic]\nnum_samplez: 3\n", "exp.yaml:2: num_samplez: unknown option"),
-    ("max-epochs: zero\n", "exp.yaml:1: max-epochs: argument --max-epochs: invalid"),
+    ("max-epochs: zero\n", "exp.yaml:1: max-epochs: argument --max-epochs: expected an integer, got 'zero'"),
     ("search: random\n", "exp.yaml:1: search: argument --search: invalid choice"),
     ("dry-run: maybe\n", "exp.yaml:1: dry-run: must be true or false"),
     ("set: [1, 2]\n", "exp.yaml:1: set: must be a mapping"),

@@ -54,26 +54,31 @@ def test_each_method_searches_only_its_own_parameters(catalog):
 
 def test_conversions_to_tune_optuna_and_grid(catalog):
     from optuna.distributions import FloatDistribution, IntDistribution
+    from ray.tune.search.optuna import OptunaSearch
     from ray.tune.search.sample import Float, Integer
     from ray.tune.search.variant_generator import generate_variants
 
+    from deca_tune.search.spaces import grid_space, tune_space
+
     space = catalog.space("rec", "tce")
-    tune_space = space.to_tune()
-    assert isinstance(tune_space["lr"], Float)
-    assert isinstance(tune_space["num_gradual"], Integer)
-    optuna_space = space.to_optuna()
+    domains = tune_space(space)
+    assert isinstance(domains["lr"], Float)
+    assert isinstance(domains["num_gradual"], Integer)
+    optuna_space = OptunaSearch.convert_search_space(domains)
     assert optuna_space["lr"] == FloatDistribution(1e-4, 1e-2, log=True)
     assert optuna_space["drop_rate"] == FloatDistribution(0.0, 0.5, log=False)
     # inclusive integer bounds survive Tune's exclusive upper bound
     assert optuna_space["num_gradual"] == IntDistribution(10, 30000, log=True)
-    n = sum(1 for _ in generate_variants(space.to_grid()))
+    n = sum(1 for _ in generate_variants(grid_space(space)))
     assert n == space.grid_size() == 1 * 6 * 3 * 4
     fixed = space.without(["l2", "lr"])
     assert set(fixed.params) == {"drop_rate", "num_gradual"} and fixed.grid_size() == 12
 
 
 def test_samples_stay_in_bounds(catalog):
-    space = catalog.space("rec", "deca").to_tune()
+    from deca_tune.search.spaces import tune_space
+
+    space = tune_space(catalog.space("rec", "deca"))
     for _ in range(50):
         c0 = space["C0"].sample()
         alpha = space["alpha"].sample()

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from trainables import TRAINABLES, image_trainable, rec_trainable
+from trainables import trainable
 from trainables.trial import assigned_device, resolve_factory
 
 FAKE = "tests.search_fakes:FakeTrainer"
@@ -16,8 +16,7 @@ def read_results(trial_dir: Path) -> list[dict]:
     return [json.loads(line) for line in (trial_dir / "result.json").read_text().splitlines()]
 
 
-def test_registry_and_factory():
-    assert TRAINABLES == {"rec": rec_trainable, "image": image_trainable}
+def test_default_factory_is_build_trainer():
     from deca_tune.training import build_trainer
 
     assert resolve_factory(None) is build_trainer
@@ -43,7 +42,7 @@ def test_crashed_trial_resumes_from_its_checkpoint_and_workers_keep_their_data(r
              "lr": tune.grid_search([1e-3, 2e-3, 3e-3, 4e-3]),
              "fail_at_epoch": 2, "fail_once_file": str(marker)}
     tuner = tune.Tuner(
-        tune.with_resources(rec_trainable, {"cpu": 1}), param_space=space,
+        tune.with_resources(trainable, {"cpu": 1}), param_space=space,
         tune_config=tune.TuneConfig(metric="score", mode="max", max_concurrent_trials=1,
                                     reuse_actors=True, trial_dirname_creator=lambda t: t.trial_id),
         run_config=tune.RunConfig(name="retry", storage_path=str(tmp_path), verbose=0,

@@ -1,8 +1,9 @@
 """The one Ray Tune adapter around the trainers (``docs/architecture.md``, trainer contract).
 
-Per trial: build the trainer from the spec (the data loaders cache the prepared split per
-process, and ``reuse_actors`` keeps the process, so a worker parses the files once), restore it
-from ``tune.get_checkpoint()`` when Tune resumes the trial, then per epoch call
+Per trial: build the trainer from the spec (``deca_tune.training.build_trainer``: the task
+family comes from the spec; ``deca_tune.data.load_split`` caches the split per process, and
+``reuse_actors`` keeps the process, so a worker parses the files once), restore it from
+``tune.get_checkpoint()`` when Tune resumes the trial, then per epoch call
 ``trainer.train_epoch()``, write the metrics as TensorBoard scalars under
 ``tune.get_context().get_trial_dir()`` and ``tune.report`` them with a checkpoint of
 ``trainer.state_dict()``.
@@ -33,7 +34,8 @@ import torch
 from ray import tune
 from torch.utils.tensorboard import SummaryWriter
 
-CHECKPOINT_FILE = "trainer.pt"
+from deca_tune.training.checkpoints import CHECKPOINT_FILE, save_checkpoint
+
 SCORE = "score"
 DEFAULT_FACTORY = "deca_tune.training:build_trainer"
 
@@ -77,10 +79,10 @@ def _numeric(metrics: dict[str, Any]) -> dict[str, float]:
             if isinstance(v, (int, float)) and not isinstance(v, bool)}
 
 
-def run_trial(config: dict[str, Any], task: str) -> None:
-    """Train one trial of ``task`` ("rec" or "image") described by the spec ``config``."""
+def trainable(config: dict[str, Any]) -> None:
+    """Function trainable: train one trial described by the spec ``config`` (any task family)."""
     logging.getLogger("ray.train").setLevel(logging.WARNING)  # one "checkpoint created" line per epoch
-    spec = {**config, "task": task}
+    spec = dict(config)
     factory = resolve_factory(spec.pop("trainer_factory", None))
     spec["device"] = assigned_device(spec.get("device", "auto"))
     started = time.perf_counter()
@@ -115,7 +117,7 @@ def run_trial(config: dict[str, Any], task: str) -> None:
             report: dict[str, Any] = {**metrics, "selection_metric": trainer.selection_metric,
                                       "device": spec["device"], "gpu_ids": gpu_ids()}
             with tempfile.TemporaryDirectory() as folder:
-                torch.save(trainer.state_dict(), Path(folder) / CHECKPOINT_FILE)
+                save_checkpoint(trainer, folder)
                 tune.report(report, checkpoint=tune.Checkpoint.from_directory(folder))
     finally:
         writer.close()

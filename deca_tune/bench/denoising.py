@@ -57,7 +57,7 @@ def run_spec(dataset: str, method: str, seed: int, epochs: int, data_root: str |
     hp = AUTHORS_GMF_ML100K
     base = method.split("@")[0]
     spec = {"dataset": dataset, "protocol": DATASETS.get(dataset, "default"), "backbone": "gmf",
-            "method": method, "seed": seed, "max_epochs": epochs, "lr": hp["lr"],
+            "method": base, "seed": seed, "max_epochs": epochs, "lr": hp["lr"],
             "batch_size": hp["batch_size"], "neg_ratio": hp["neg_ratio"], "patience": 0,
             "l2": hp["lambda"], "data_root": data_root, "device": "cpu",
             "pretrain_cache": cache}
@@ -65,12 +65,14 @@ def run_spec(dataset: str, method: str, seed: int, epochs: int, data_root: str |
         spec.update(C0=hp["C0"], C1=hp["C1"], alpha=hp["alpha"])
     if base == "tce":
         spec.update(TCE)
+    if method.endswith(AUTHORS_SAMPLER_SUFFIX):
+        spec["sampler"] = "uniform-unrejected"
     return spec
 
 
 def run_one(spec: dict[str, Any]) -> dict[str, Any]:
     """Train one configuration; metrics of the last and of the selected epoch, noise AUC, time."""
-    from deca_tune.metrics.noise_detection import noise_detection_scores
+    from deca_tune.methods.scores import noise_detection_scores
     from deca_tune.training.rec_trainer import RecTrainer
 
     start = time.perf_counter()
@@ -85,7 +87,7 @@ def run_one(spec: dict[str, Any]) -> dict[str, Any]:
     noise_best = noise_detection_scores(trainer.method, trainer.split)
     pick = lambda m: {k: v for k, v in m.items() if k.startswith("test_clean/")  # noqa: E731
                       or k.startswith("deca/") or k in ("epoch", "loss")}
-    info = getattr(trainer.method, "pretrain_info", {}) or {}
+    info = trainer.pretrain_info
     return {
         "spec": spec, "last": pick(last), "selected": pick(trainer.best),
         "selected_epoch": int(trainer.best["epoch"]), "selection_metric": trainer.selection_metric,
@@ -110,8 +112,10 @@ def synthetic_spec(method: str, data_seed: int, seed: int, cache: str,
     data = {**SYNTHETIC_DATA, "seed": data_seed}
     if pop_skew is not None:
         data["pop_skew"] = float(pop_skew)
-    return {"dataset": "synthetic", "dataset_options": data, "method": method, "seed": seed,
-            "pretrain_cache": cache, **SYNTHETIC_TRAIN}
+    from deca_tune.tasks import get_task
+
+    return get_task("rec").only_known({"dataset": "synthetic", "dataset_options": data, "method": method,
+                                       "seed": seed, "pretrain_cache": cache, **SYNTHETIC_TRAIN})
 
 
 def _synthetic_key(pop_skew: float, data_seed: int, method: str, seed: int) -> str:
@@ -153,34 +157,9 @@ def summarise_synthetic(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+#: a method name with this suffix runs the method with the ``uniform-unrejected`` sampler (what
+#: the DeCA authors' sampler does under current scipy, see issue 3): an investigation variant
 AUTHORS_SAMPLER_SUFFIX = "@authors-sampler"
-
-
-def enable_authors_sampler(methods: list[str]) -> list[str]:
-    """Register, in this process only, a sampler that does NOT reject the user's positives (what
-    the DeCA authors' sampler does under current scipy, see issue 3) and ``<method>@authors-sampler``
-    variants of ``methods`` that use it. An investigation aid for the gap to the authors' numbers;
-    the library's samplers always reject positives."""
-    import numpy as np
-
-    from deca_tune.data.sampling import SAMPLERS, NegativeSampler
-    from deca_tune.methods import REC_METHODS
-
-    name = "uniform-with-positives"
-    if name not in SAMPLERS:
-        class UniformWithPositives(NegativeSampler):
-            def sample(self, users, ratio, rng):
-                return rng.integers(0, self.n_items, size=(len(np.asarray(users)), ratio))
-
-        SAMPLERS.register(name)(UniformWithPositives)
-    out = []
-    for m in methods:
-        variant = m + AUTHORS_SAMPLER_SUFFIX
-        if variant not in REC_METHODS:
-            base = REC_METHODS.get(m)
-            REC_METHODS.register(variant)(type(base.__name__ + "AuthorsSampler", (base,), {"sampler": name}))
-        out.append(variant)
-    return out
 
 
 def _key(dataset: str, method: str, seed: int) -> str:
@@ -302,7 +281,7 @@ def _run(args: argparse.Namespace, argv: list[str] | None, results_path: Path, r
     header["threads"] = torch.get_num_threads()
     order = sorted(args.methods, key=lambda m: METHODS.index(m) if m in METHODS else 99)
     if args.authors_sampler:
-        order = order + enable_authors_sampler(order)
+        order = order + [m + AUTHORS_SAMPLER_SUFFIX for m in order]
     for ds in args.datasets:
         for seed in args.seeds:
             for method in order:

@@ -24,28 +24,12 @@ from typing import Any, Sequence
 import pandas as pd
 import torch
 
+from deca_tune.options import key_value, nested
 from deca_tune.training.image_trainer import ImageTrainer
 
 METHODS = ("normal", "itlm", "mwnet", "deca_p")
 #: Fashion-MNIST 40% symmetric noise, ResNet-32, Table 4 of the paper (clean test accuracy, %)
 PAPER_FMNIST_40 = {"normal": 84.89, "mwnet": 86.18, "itlm": 87.10, "deca_p": 88.72}
-
-
-def _parse_value(text: str) -> Any:
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
-
-
-def _overrides(pairs: Sequence[str]) -> dict[str, Any]:
-    out = {}
-    for pair in pairs:
-        if "=" not in pair:
-            raise SystemExit(f"--set expects key=value, got {pair!r}")
-        key, value = pair.split("=", 1)
-        out[key.strip()] = _parse_value(value)
-    return out
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -62,10 +46,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-root", default=None)
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
-    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="extra spec entries (JSON values)")
+    p.add_argument("--set", nargs="*", type=key_value, default=[], metavar="KEY=VALUE",
+                   help="extra spec entries (YAML values, dotted keys)")
     p.add_argument("--out", default="results/bench-images")
     p.add_argument("--timing", action="store_true", help="one epoch per method on --train-size images")
     return p
+
+
+#: method settings the base spec scales with --epochs (kept only for the methods that have them)
+EPOCH_SCALED = ("T1", "round_epochs")
 
 
 def _base_spec(args: argparse.Namespace) -> dict[str, Any]:
@@ -76,12 +65,16 @@ def _base_spec(args: argparse.Namespace) -> dict[str, Any]:
         # epoch-scaled method defaults: DeCA(p) switches to Eq. 24 halfway, ITLM has 4 rounds
         "T1": max(1, args.epochs // 2), "round_epochs": max(1, args.epochs // 4),
     }
-    spec.update(_overrides(args.set))
+    spec = nested(args.set, spec)
     return spec
 
 
 def run_one(spec: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Train one (method, seed); returns its summary row and its per-epoch rows."""
+    from deca_tune.tasks import get_task
+
+    known = get_task("image").known_keys(spec["method"])
+    spec = {k: v for k, v in spec.items() if k in known or k not in EPOCH_SCALED}
     trainer = ImageTrainer(spec)
     curves = []
     while not trainer.finished:
@@ -129,7 +122,7 @@ def run_timing(args: argparse.Namespace, out: Path) -> None:
     rows = []
     for method in args.methods:
         spec = {**base, "method": method, "seed": args.seeds[0], "max_epochs": 1, "T1": 1,
-                "round_epochs": 1, "pretrain_epochs": 1}
+                "round_epochs": 1, "pretrain_overrides": {"max_epochs": 1}}
         trainer = ImageTrainer(spec)
         m = trainer.train_epoch()
         n = m["train_rows"]

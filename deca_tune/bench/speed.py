@@ -42,7 +42,7 @@ def measure(backbone: str, dataset: str, data_root: str | None, epochs: int, thr
     with torch.no_grad():
         trainer.method.eval()
         for _ in range(3):
-            rank_metrics(trainer.method.score_all, trainer.split.test_clean, trainer._test_mask,
+            rank_metrics(trainer.method.score_all, trainer.split.test_clean, trainer.test_mask,
                          trainer.split.n_users, trainer.split.n_items, trainer.ks)
     one_eval = (time.perf_counter() - start) / 3
     return {

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from deca_tune.data import REC_DATASETS
+from deca_tune.data.registry import REC_DATASETS
 from deca_tune.data.download import DataUnavailableError, RemoteFile, ensure_file, sha256_of
 from deca_tune.data.interactions import RecSplit
 from deca_tune.data.readers import MalformedFileError, locate_bad_line, read_table

@@ -1,15 +1,10 @@
 """The recommendation split object shared by every data set, loader and trainer."""
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 
 import numpy as np
-import pandas as pd
-
-
-def pairs(df: pd.DataFrame) -> np.ndarray:
-    """(user, item) columns of a frame as an ``int64`` array of shape ``[n, 2]``."""
-    return df[["user", "item"]].to_numpy(dtype=np.int64).reshape(-1, 2)
 
 
 @dataclass
@@ -64,11 +59,25 @@ class RecSplit:
             return self.train
         return np.concatenate([self.train, self.valid])
 
+    def fingerprint(self) -> str:
+        """SHA-256 over the interactions a ``normal`` run reads (train, and valid for selection):
+        part of the key of cached pre-trained models."""
+        h = hashlib.sha256(f"{self.name}|{self.n_users}|{self.n_items}".encode())
+        for arr in (self.train, self.valid, self.valid_clean):
+            h.update(np.ascontiguousarray(arr, dtype=np.int64).tobytes())
+            h.update(b"|")
+        return h.hexdigest()
+
     def stats(self) -> dict:
-        """The paper's Table 1 statistics for this split (plus the size of every part)."""
+        """The paper's Table 1 statistics for this split (plus the size of every part), and the
+        rows the loader dropped (``dropped_*``: integer counts the loader put in ``meta``, e.g.
+        ``dropped_duplicates``, ``dropped_unseen_item_valid``, ``dropped_unseen_item_test``)."""
         n_all = len(self.train) + len(self.valid) + len(self.test)
         if self.valid_in_test:
             n_all = len(self.train) + len(self.test)
+        dropped = {k: int(v) for k, v in sorted(self.meta.items())
+                   if k.startswith("dropped_") and isinstance(v, (int, np.integer))
+                   and not isinstance(v, bool)} if isinstance(self.meta, dict) else {}
         return {
             "dataset": self.name,
             "users": int(self.n_users),
@@ -80,4 +89,5 @@ class RecSplit:
             "test_clean": int(len(self.test_clean)),
             "interactions": int(n_all),
             "sparsity": round(1.0 - n_all / float(self.n_users * self.n_items), 5),
+            **dropped,
         }

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from deca_tune.data import REC_DATASETS
+from deca_tune.data.registry import REC_DATASETS
 from deca_tune.data.download import DataUnavailableError, RemoteFile, ensure_zip_member, sha256_of
 from deca_tune.data.interactions import RecSplit
 from deca_tune.data.readers import read_table

@@ -64,3 +64,14 @@ class PopularitySampler(NegativeSampler):
 
     def _propose(self, n: int, rng: np.random.Generator) -> np.ndarray:
         return self._train_items[rng.integers(0, len(self._train_items), size=n)]
+
+
+@SAMPLERS.register("uniform-unrejected")
+class UniformUnrejectedSampler(NegativeSampler):
+    """Uniform over all items, the user's training positives NOT rejected: what the DeCA
+    authors' sampler does under current scipy (its ``(tensor, j) in dok_matrix`` test never
+    matches). Never a default; spec ``sampler: uniform-unrejected`` selects it, to measure how
+    much of a difference to the authors' numbers the sampler explains (docs/denoising-methods.md)."""
+
+    def sample(self, users: np.ndarray, ratio: int, rng: np.random.Generator) -> np.ndarray:
+        return rng.integers(0, self.n_items, size=(len(np.asarray(users)), ratio))

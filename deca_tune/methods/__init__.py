@@ -1,13 +1,6 @@
-"""Method registries. A new method is one module plus one import line below."""
-from deca_tune.registry import Registry
+"""Methods: what a training loop optimises (losses over its models), one module per method;
+recommendation methods here, image methods in ``image/``. Registries in
+:mod:`deca_tune.methods.registry`."""
+from deca_tune.methods.registry import IMAGE_METHODS, REC_METHODS
 
-REC_METHODS: Registry = Registry("recommendation method")
-IMAGE_METHODS: Registry = Registry("image method")
-
-from deca_tune.methods import normal  # noqa: E402,F401  (registers itself)
-from deca_tune.methods import deca  # noqa: E402,F401  (deca, deca-dp, deca-dn)
-from deca_tune.methods import deca_p  # noqa: E402,F401  (deca_p, deca_p-dp, deca_p-dn)
-from deca_tune.methods import tce  # noqa: E402,F401
-from deca_tune.methods import wbpr  # noqa: E402,F401
-from deca_tune.methods import ensemble  # noqa: E402,F401
-from deca_tune.methods import image  # noqa: E402,F401  (image methods: IMAGE_METHODS)
+__all__ = ["IMAGE_METHODS", "REC_METHODS"]

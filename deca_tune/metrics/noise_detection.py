@@ -5,12 +5,12 @@ training positives (paper section 5.4 plots the mean; we also measure the separa
   computed from ranks (Mann-Whitney U), ties counted as one half.
 - :func:`precision_at_noise_rate`: flag as noisy the ``n_noisy`` lowest-scored positives;
   the fraction of them that really are noisy (expected value under random tie breaking).
-- :func:`training_positive_scores`: a DataFrame ``user, item, rating, noisy, probability, score``
-  for every training positive of a trained method (``probability`` = P(real positive): Eq. 25 for
-  DeCA, f for DeCA(p), else the sigmoid of the target model; ``score`` = its logit, which the AUC
-  uses because it does not saturate, see :func:`clean_score`).
 - :func:`clean_labels`: the clean/noisy truth per row: the planted truth on ``synthetic``, else
   rating >= 4 clean and rating <= 2 noisy (rating 3 left out), as for ML-100K.
+- :func:`score_export`: both measures of a score export (``deca_tune.exports`` writes them: one
+  row per training example with a score column and its truth).
+
+Pure numpy / pandas: no models here (a method's clean scores: :mod:`deca_tune.methods.scores`).
 """
 from __future__ import annotations
 
@@ -18,7 +18,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
 
 from deca_tune.data.interactions import RecSplit
 
@@ -75,59 +74,35 @@ def clean_labels(split: RecSplit, clean_min: float = 4.0, noisy_max: float = 2.0
     return np.where(r >= clean_min, 1, np.where(r <= noisy_max, 0, -1)).astype(np.int8)
 
 
-@torch.no_grad()
-def clean_score(method: Any, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
-    """The logit of P(real positive) for observed pairs: ``method.clean_logit`` if it has one,
-    else the logit of ``method.clean_probability``, else the target model's logit.
-
-    Ranking by the logit is ranking by the probability, but it does not saturate: in float32 a
-    well-fitted model gives probability exactly 1.0 to many training positives, and those ties
-    would pull every AUC towards 0.5.
-    """
-    logit_fn = getattr(method, "clean_logit", None)
-    if logit_fn is not None:
-        return logit_fn(users, items)
-    p = method.clean_probability(users, items)
-    if p is None:
-        return method.f(users, items)
-    p = p.double()
-    return torch.log(p) - torch.log1p(-p)
 
 
-@torch.no_grad()
-def training_positive_scores(method: Any, split: RecSplit, batch_size: int = 65536,
-                             device: torch.device | str | None = None) -> pd.DataFrame:
-    """``user, item, rating, noisy, probability`` for every training positive of ``method``.
-
-    ``noisy`` is the planted truth (``synthetic``) or missing; ``rating`` is NaN where unknown.
-    """
-    if device is None:
-        device = next(method.parameters()).device
-    was_training = method.training
-    method.eval()
-    users = torch.as_tensor(split.train[:, 0], device=device)
-    items = torch.as_tensor(split.train[:, 1], device=device)
-    out = []
-    for lo in range(0, len(users), batch_size):
-        out.append(clean_score(method, users[lo:lo + batch_size], items[lo:lo + batch_size]).double().cpu())
-    method.train(was_training)
-    score = torch.cat(out) if out else torch.zeros(0, dtype=torch.float64)
-    prob = torch.sigmoid(score).numpy()
-    n = len(split.train)
-    rating = (np.asarray(split.train_rating, dtype=np.float64) if split.train_rating is not None
-              else np.full(n, np.nan))
-    noisy = (pd.array(np.asarray(split.train_noisy, dtype=bool), dtype="boolean")
-             if split.train_noisy is not None else pd.array([pd.NA] * n, dtype="boolean"))
-    return pd.DataFrame({"user": split.train[:, 0], "item": split.train[:, 1], "rating": rating,
-                         "noisy": noisy, "probability": prob, "score": score.numpy()})
+SCORE_COLUMNS = ("probability", "clean_score", "score")
+CLEAN_MIN_RATING, NOISY_MAX_RATING = 4.0, 2.0
 
 
-def noise_detection_scores(method: Any, split: RecSplit) -> dict[str, float]:
-    """``noise_auc`` and ``noise_precision`` of ``method`` on ``split``'s training positives."""
-    df = training_positive_scores(method, split)
-    labels = clean_labels(split)
-    known = labels >= 0
-    scores, clean = df["score"].to_numpy()[known], labels[known] == 1
+def truth_and_scores(frame: pd.DataFrame, source: str = "scores") -> tuple[np.ndarray, np.ndarray]:
+    """(scores, is_clean) of the rows whose truth is known, from an export frame."""
+    score_col = next((c for c in SCORE_COLUMNS if c in frame), None)
+    if score_col is None:
+        raise ValueError(f"{source}: no score column (one of {', '.join(SCORE_COLUMNS)})")
+    scores = pd.to_numeric(frame[score_col], errors="coerce").to_numpy(float)
+    if "noisy" in frame and frame["noisy"].notna().any():
+        noisy = frame["noisy"].map(lambda v: str(v).strip().lower() in ("1", "true", "1.0"),
+                                   na_action="ignore")
+        known = noisy.notna().to_numpy() & np.isfinite(scores)
+        return scores[known], ~noisy[known].astype(bool).to_numpy()
+    if "rating" in frame:
+        rating = pd.to_numeric(frame["rating"], errors="coerce").to_numpy(float)
+        clean, noisy = rating >= CLEAN_MIN_RATING, rating <= NOISY_MAX_RATING
+        known = (clean | noisy) & np.isfinite(scores)
+        return scores[known], clean[known]
+    raise ValueError(f"{source}: no truth column (a boolean 'noisy' or a 'rating')")
+
+
+def score_export(frame: pd.DataFrame, source: str = "scores") -> dict[str, float]:
+    """ROC-AUC and precision at the noise rate of one export (plus the class sizes)."""
+    scores, clean = truth_and_scores(frame, source)
     return {"noise_auc": noise_detection_auc(scores, clean),
             "noise_precision": precision_at_noise_rate(scores, clean),
-            "noise_n_clean": int(clean.sum()), "noise_n_noisy": int((~clean).sum())}
+            "n_clean": int(clean.sum()), "n_noisy": int((~clean).sum()),
+            "noise_rate": float((~clean).mean()) if len(clean) else float("nan")}

@@ -3,30 +3,58 @@
 For each evaluated user every item is scored, the masked items (training items, and validation
 items when scoring test) are excluded, and the top max(K) items are compared with the user's
 relevant held-out items. Binary relevance; IDCG over min(|relevant|, K); averages over users with
-at least one relevant item.
+at least one relevant item. :func:`masked_top_k` is the one masked top-k of the project (also
+behind ``python -m deca_tune.recommend``).
 """
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
 
-
-def _dense_rows(pairs: np.ndarray, rows: np.ndarray, n_items: int, row_of_user: np.ndarray,
-                device: torch.device) -> torch.Tensor:
-    """Boolean ``[len(rows), n_items]`` matrix with True at ``pairs`` whose user is in ``rows``."""
-    out = torch.zeros(len(rows), n_items, dtype=torch.bool, device=device)
-    if len(pairs):
-        r = row_of_user[pairs[:, 0]]
-        keep = r >= 0
-        out[torch.as_tensor(r[keep], device=device), torch.as_tensor(pairs[keep, 1], device=device)] = True
-    return out
+ScoreFn = Callable[[torch.Tensor], torch.Tensor]
 
 
-def rank_metrics(score_fn: Callable[[torch.Tensor], torch.Tensor], relevant: np.ndarray,
-                 mask: np.ndarray, n_users: int, n_items: int, ks: Sequence[int],
-                 batch_users: int = 1024, device: torch.device | str = "cpu") -> dict[str, float]:
+class PairIndex:
+    """(user, item) pairs grouped by user, to build the dense rows of any batch of users at once."""
+
+    def __init__(self, pairs: np.ndarray, n_users: int) -> None:
+        pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
+        order = np.argsort(pairs[:, 0], kind="stable")
+        self.items = pairs[order, 1]
+        self.starts = np.searchsorted(pairs[order, 0], np.arange(n_users + 1))
+
+    def rows(self, users: np.ndarray, n_items: int, device: torch.device) -> torch.Tensor:
+        """Boolean ``[len(users), n_items]``: True at each user's items."""
+        lo, hi = self.starts[users], self.starts[users + 1]
+        counts = hi - lo
+        row = np.repeat(np.arange(len(users)), counts)
+        pos = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts) + np.repeat(lo, counts)
+        out = torch.zeros(len(users), n_items, dtype=torch.bool, device=device)
+        out[torch.as_tensor(row, device=device), torch.as_tensor(self.items[pos], device=device)] = True
+        return out
+
+
+def masked_top_k(score_fn: ScoreFn, users: np.ndarray, mask: PairIndex, n_items: int, k: int,
+                 batch_users: int = 1024, device: torch.device | str = "cpu",
+                 ) -> Iterator[tuple[np.ndarray, torch.Tensor, torch.Tensor]]:
+    """Per batch of ``users``: ``(users, scores [B, k], items [B, k])`` of the ``k`` best items,
+    the ``mask``'s pairs excluded (their score is ``-inf``; users with fewer than ``k`` unmasked
+    items get ``-inf`` entries at the end)."""
+    device = torch.device(device)
+    k = min(k, n_items)
+    for start in range(0, len(users), batch_users):
+        batch = users[start:start + batch_users]
+        scores = score_fn(torch.as_tensor(batch, device=device)).float()
+        scores = scores.masked_fill(mask.rows(batch, n_items, device), float("-inf"))
+        values, items = torch.topk(scores, k, dim=1)
+        yield batch, values, items
+
+
+def rank_metrics(score_fn: ScoreFn, relevant: np.ndarray, mask: np.ndarray, n_users: int,
+                 n_items: int, ks: Sequence[int], batch_users: int = 1024,
+                 device: torch.device | str = "cpu") -> dict[str, float]:
     """Recall@K and NDCG@K of ``score_fn`` (users -> ``[B, n_items]`` scores).
 
     ``relevant``: ``[n, 2]`` held-out (user, item) pairs; ``mask``: pairs never ranked.
@@ -39,22 +67,10 @@ def rank_metrics(score_fn: Callable[[torch.Tensor], torch.Tensor], relevant: np.
     sums = {f"{m}@{k}": 0.0 for k in ks for m in ("recall", "ndcg")}
     discounts = 1.0 / torch.log2(torch.arange(2, max_k + 2, device=device, dtype=torch.float64))
     idcg_table = torch.cumsum(discounts, 0)
-    row_of_user = np.full(n_users, -1, dtype=np.int64)
-    # restrict the pair lists to the evaluated users once, then slice per user batch
-    rel_sorted = relevant[np.argsort(relevant[:, 0], kind="stable")]
-    mask_sorted = mask[np.argsort(mask[:, 0], kind="stable")]
-    for start in range(0, len(users), batch_users):
-        batch = users[start:start + batch_users]
-        row_of_user[batch] = np.arange(len(batch))
-        lo, hi = batch[0], batch[-1]
-        rel_b = rel_sorted[np.searchsorted(rel_sorted[:, 0], lo):np.searchsorted(rel_sorted[:, 0], hi, "right")]
-        mask_b = mask_sorted[np.searchsorted(mask_sorted[:, 0], lo):np.searchsorted(mask_sorted[:, 0], hi, "right")]
-        rel = _dense_rows(rel_b, batch, n_items, row_of_user, device)
-        masked = _dense_rows(mask_b, batch, n_items, row_of_user, device)
-        row_of_user[batch] = -1
-        scores = score_fn(torch.as_tensor(batch, device=device)).float()
-        scores = scores.masked_fill(masked, float("-inf"))
-        top = torch.topk(scores, max_k, dim=1).indices
+    rel_index = PairIndex(relevant, n_users)
+    for batch, _, top in masked_top_k(score_fn, users, PairIndex(mask, n_users), n_items, max_k,
+                                      batch_users, device):
+        rel = rel_index.rows(batch, n_items, device)
         hits = torch.gather(rel, 1, top).double()
         n_rel = rel.sum(1).double()
         for k in ks:

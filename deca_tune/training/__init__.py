@@ -1,18 +1,14 @@
-"""Training loops, one per task family, behind one entry point: :func:`build_trainer`."""
+"""Training loops, one per task family, on one epoch skeleton (:class:`~deca_tune.training.base.
+EpochTrainer`), behind one entry point: :func:`build_trainer`."""
 from __future__ import annotations
 
 from typing import Any
 
 
-def build_trainer(spec: dict[str, Any]):
-    """The trainer for ``spec["task"]`` ("rec" or "image"); see docs/architecture.md."""
-    task = spec.get("task", "rec")
-    if task == "rec":
-        from deca_tune.training.rec_trainer import RecTrainer
+def build_trainer(spec: dict[str, Any], split: Any = None) -> Any:
+    """The trainer of ``spec["task"]`` (default ``rec``) for ``spec``; see docs/architecture.md."""
+    from deca_tune.registry import import_plugins
+    from deca_tune.tasks import get_task
 
-        return RecTrainer(spec)
-    if task == "image":
-        from deca_tune.training.image_trainer import ImageTrainer
-
-        return ImageTrainer(spec)
-    raise ValueError(f"unknown task {task!r}; choose one of: image, rec")
+    import_plugins(spec.get("plugins"))
+    return get_task(spec.get("task", "rec")).build_trainer(spec, split=split)

@@ -15,55 +15,28 @@ from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
-from deca_tune.data.images import ImageSplit, augment_batch, normalise
-from deca_tune.models.vision import VisionNet, build_vision_backbone
-
-#: trains a model with the ``normal`` method under the spec overrides given and returns its
-#: target model ``f`` (best epoch); DeCA(p) calls it in ``prepare`` to get ``f'``.
-PretrainFn = Callable[[dict[str, Any]], VisionNet]
+from deca_tune.data.image.transforms import augment_batch, normalise
+from deca_tune.methods.base import Method
 
 
-class ImageMethod(nn.Module):
+class ImageMethod(Method):
     """Base class: plain cross-entropy on the noisy labels. Subclasses override the hooks."""
 
-    #: hyperparameters this method reads from the spec, with defaults
-    defaults: dict[str, Any] = {}
+    task = "image"
 
-    def __init__(self, spec: dict[str, Any], split: ImageSplit) -> None:
-        super().__init__()
-        self.spec = {**self.defaults, **spec}
-        self.split = split
+    def __init__(self, spec: dict[str, Any], split: Any) -> None:
+        super().__init__(spec, split)
         self.n_classes = split.n_classes
-        self.f = self.make_backbone(spec["backbone"], seed=int(spec["seed"]))
         self.generator = torch.Generator().manual_seed(int(spec["seed"]) + 7919)
         #: whether the trainer should augment batches (crop + flip) -- set by the trainer
         self.augment = False
-
-    # ------------------------------------------------------------------ building
-    def make_backbone(self, name: str, seed: int) -> VisionNet:
-        """A fresh backbone initialised from ``seed`` (independent of the global RNG)."""
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            return build_vision_backbone(name, self.split.n_classes, self.split.in_channels,
-                                         self.split.image_size)
 
     @property
     def device(self) -> torch.device:
         return next(self.f.parameters()).device
 
-    def trainable_parameters(self) -> list[nn.Parameter]:
-        """Parameters the loop's optimiser updates (default: ``f``'s)."""
-        return [p for p in self.f.parameters() if p.requires_grad]
-
     # --------------------------------------------------------------------- hooks
-    def prepare(self, pretrain: PretrainFn) -> None:
-        """Called once before the first epoch of a fresh run (not on resume)."""
-
-    def on_epoch_start(self, epoch: int) -> None:
-        """Hook for methods whose behaviour depends on the epoch (0-based)."""
-
     def train_indices(self) -> torch.Tensor | None:
         """Rows of the training set to draw this epoch's batches from (``None`` = all)."""
         return None

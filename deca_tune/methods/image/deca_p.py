@@ -1,8 +1,10 @@
 """``deca_p``: multi-class DeCA with a fixed pre-trained prior (paper section 4.2-4.3, Algorithm 3).
 
-- ``f'``: the same backbone trained with ``normal`` cross-entropy under a different seed (``seed +
-  pretrain_seed_offset``) on the same noisy data, then frozen (Algorithm 3, lines 1-7); it
-  models the prior ``P(Y)``.
+- ``f'``: the same backbone trained with ``normal`` cross-entropy under a different seed (spec
+  ``pretrain_seed``, default ``seed + 1000``; ``pretrain_overrides`` changes other settings, e.g.
+  ``{"max_epochs": 5}``) on the same noisy data, then frozen (Algorithm 3, lines 1-7); it models
+  the prior ``P(Y)``. The loop trains it (or takes it from its cache, shared by every trial of a
+  search with the same seed and data).
 - ``h``: the noise model ``h(x, c) = P(y~ | y = c, x)``, a 2-layer MLP with ReLU reading ``f``'s
   penultimate embedding and the candidate true class ``c`` (section 4.4).
 - At global step ``T`` the attended class is ``k = T mod C``. During the first ``T1`` epochs the
@@ -18,8 +20,9 @@ from torch import nn
 
 from deca_tune.losses.deca_multiclass import (deca_p_loss, expected_loglik_eq22,
                                               expected_loglik_eq24, kl_f_fprime)
-from deca_tune.methods import IMAGE_METHODS
-from deca_tune.methods.image.base import ImageMethod, PretrainFn
+from deca_tune.methods.registry import IMAGE_METHODS
+from deca_tune.methods.base import PRETRAIN_DEFAULTS, PretrainFn, pretrain_overrides
+from deca_tune.methods.image.base import ImageMethod
 
 
 class NoiseModel(nn.Module):
@@ -45,7 +48,7 @@ class NoiseModel(nn.Module):
 @IMAGE_METHODS.register("deca_p")
 class DeCAp(ImageMethod):
     defaults = {"C1": 1.0, "C2": 1.0, "T1": 10, "h_hidden": 64, "h_detach": False,
-                "eq24_observed_term": True, "pretrain_seed_offset": 1000, "pretrain_epochs": None}
+                "eq24_observed_term": True, **PRETRAIN_DEFAULTS}
 
     def __init__(self, spec, split) -> None:
         super().__init__(spec, split)
@@ -56,15 +59,12 @@ class DeCAp(ImageMethod):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(int(s["seed"]) + 15485863)
             self.h = NoiseModel(self.f.embed_dim, self.n_classes, int(s["h_hidden"]))
-        self.f_prime = self.make_backbone(s["backbone"], seed=int(s["seed"]) + int(s["pretrain_seed_offset"]))
+        # built untrained here so that a checkpoint can restore it; prepare() trains it
+        self.f_prime = self.make_backbone(s["backbone"], seed=pretrain_overrides(s)["seed"])
         self.f_prime.requires_grad_(False)
 
     def prepare(self, pretrain: PretrainFn) -> None:
-        s = self.spec
-        overrides = {"seed": int(s["seed"]) + int(s["pretrain_seed_offset"])}
-        if s.get("pretrain_epochs"):
-            overrides["max_epochs"] = int(s["pretrain_epochs"])
-        prior = pretrain(overrides)
+        prior = pretrain(pretrain_overrides(self.spec))
         self.f_prime.load_state_dict(prior.state_dict())
         self.f_prime.requires_grad_(False)
         self.f_prime.eval()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from deca_tune.methods import IMAGE_METHODS
+from deca_tune.methods.registry import IMAGE_METHODS
 from deca_tune.methods.image.base import ImageMethod
 
 

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
-from deca_tune.methods import IMAGE_METHODS
+from deca_tune.methods.registry import IMAGE_METHODS
 from deca_tune.methods.image.base import ImageMethod
 
 

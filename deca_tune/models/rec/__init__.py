@@ -1,4 +1,4 @@
-"""Recommendation backbones. A new backbone is one module plus one import line below.
+"""Recommendation backbones (``REC_BACKBONES`` in :mod:`deca_tune.models.registry`).
 
 Every backbone maps ``(users, items)`` to logits (``forward``) and scores all items for a batch
 of users (``score_all``), the two things training and full-ranking evaluation need.
@@ -7,17 +7,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from torch import nn
-
-from deca_tune.data.interactions import RecSplit
-from deca_tune.registry import Registry
-
-REC_BACKBONES: Registry = Registry("recommendation backbone")
+from deca_tune.models.registry import REC_BACKBONES
 
 
-def build_backbone(name: str, split: RecSplit, **kwargs: Any) -> nn.Module:
+def build_backbone(name: str, split: Any, **kwargs: Any) -> Any:
     """Instantiate backbone ``name`` for ``split`` (sizes from the paper unless overridden)."""
     return REC_BACKBONES.get(name).from_split(split, **kwargs)
-
-
-from deca_tune.models.rec import cdae, gmf, lightgcn, mf, neumf  # noqa: E402,F401

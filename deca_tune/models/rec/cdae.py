@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from deca_tune.data.interactions import RecSplit
-from deca_tune.models.rec import REC_BACKBONES
+from deca_tune.models.registry import REC_BACKBONES
 from deca_tune.models.rec.base import RecBackbone, init_embedding
 from deca_tune.models.rec.graph import csr_rows, gather_rows
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from deca_tune.models.rec import REC_BACKBONES
+from deca_tune.models.registry import REC_BACKBONES
 from deca_tune.models.rec.base import RecBackbone, init_embedding
 
 

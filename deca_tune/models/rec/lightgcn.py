@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from deca_tune.data.interactions import RecSplit
-from deca_tune.models.rec import REC_BACKBONES
+from deca_tune.models.registry import REC_BACKBONES
 from deca_tune.models.rec.base import RecBackbone, init_embedding
 from deca_tune.models.rec.graph import normalized_adjacency
 

@@ -1,0 +1,230 @@
+"""Image data sets as published: ``uint8`` tensors ``[N, C, H, W]`` and ``int64`` labels.
+
+Raw images come from torchvision's dataset classes and file formats (``MNIST``,
+``FashionMNIST``, ``CIFAR10``: download, md5 check, cache), kept in memory as tensors (no
+per-sample PIL decoding). Every loader has the data-set contract of
+:mod:`deca_tune.data.registry`: ``loader(root, download=True, **options) -> RawImages``.
+
+Where the files are looked for, in order (``root`` = ``--data-root`` > ``$DECA_TUNE_DATA`` >
+``~/.cache/deca_tune``):
+
+1. torchvision's own layout, ``<root>/<ClassName>/raw/...`` (``<root>/cifar-10-batches-py``);
+2. the shared offline layout, ``<root>/<slug>/*.gz`` (e.g. ``/work/shared/data/fashion-mnist``,
+   or ``root`` itself holding the ``.gz`` files): its ``SHA256SUMS`` is checked, then the files
+   are decompressed into a writable cache (option ``cache_dir`` > ``$DECA_TUNE_CACHE`` >
+   ``~/.cache/deca_tune``, under ``torchvision/<ClassName>/raw``) -- the data root is never
+   written to;
+3. otherwise torchvision downloads into ``<root>`` and checks its md5 sums.
+"""
+from __future__ import annotations
+
+import gzip
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from deca_tune.data.download import DataUnavailableError, sha256_of
+from deca_tune.data.registry import IMAGE_DATASETS
+from deca_tune.paths import cache_dir as resolve_cache_dir
+
+
+@dataclass
+class RawImages:
+    """A data set as published: ``uint8`` images ``[N, C, H, W]`` and ``int64`` labels."""
+
+    name: str
+    train_x: torch.Tensor
+    train_y: torch.Tensor
+    test_x: torch.Tensor
+    test_y: torch.Tensor
+    classes: list[str]
+    #: crop + flip augmentation by default (CIFAR)
+    augment: bool = False
+    default_valid_size: int = 10_000
+    source: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for key in ("train_x", "test_x"):
+            x = getattr(self, key)
+            if x.dtype != torch.uint8 or x.dim() != 4:
+                raise ValueError(f"{self.name}: {key} must be uint8 [N, C, H, W], got {x.dtype} {tuple(x.shape)}")
+        for xk, yk in (("train_x", "train_y"), ("test_x", "test_y")):
+            if len(getattr(self, xk)) != len(getattr(self, yk)):
+                raise ValueError(f"{self.name}: {xk} and {yk} differ in length")
+
+
+# ------------------------------------------------------------------------ file access
+def _check_sha256sums(folder: Path, names: list[str]) -> dict[str, str]:
+    """Verify ``names`` against ``folder/SHA256SUMS`` when that file exists; return the sums."""
+    sums_file = folder / "SHA256SUMS"
+    sums: dict[str, str] = {}
+    expected: dict[str, str] = {}
+    if sums_file.exists():
+        for lineno, line in enumerate(sums_file.read_text().splitlines(), 1):
+            parts = line.split()
+            if not parts:
+                continue
+            if len(parts) != 2:
+                raise ValueError(f"{sums_file}:{lineno}: expected '<sha256> <file>', got {line!r}")
+            expected[parts[1].lstrip("*")] = parts[0].lower()
+    for name in names:
+        digest = sha256_of(folder / name)
+        if name in expected and expected[name] != digest:
+            raise DataUnavailableError(f"checksum mismatch for {folder / name}: sha256 {digest}, "
+                                       f"{sums_file} says {expected[name]}")
+        sums[name] = digest
+    return sums
+
+
+def _decompress_into(src: Path, dest: Path) -> None:
+    """Gunzip ``src`` to ``dest`` atomically (parallel workers may race on a shared cache)."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=dest.name + ".", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as out, gzip.open(src, "rb") as inp:
+            shutil.copyfileobj(inp, out)
+        os.replace(tmp, dest)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _torchvision_root_for_idx(cls_name: str, slug: str, raw_names: list[str], root: Path,
+                              cache: Path) -> tuple[Path, dict[str, Any]]:
+    """Pick the root to hand to a torchvision MNIST-style class (see the module docstring)."""
+    plain = [n[:-3] for n in raw_names]
+    if all((root / cls_name / "raw" / n).is_file() for n in plain):
+        return root, {"layout": "torchvision", "root": str(root)}
+    for folder in (root / slug, root):
+        if all((folder / n).is_file() for n in raw_names):
+            sums = _check_sha256sums(folder, raw_names)
+            target = cache / "torchvision"
+            for gz_name, name in zip(raw_names, plain):
+                dest = target / cls_name / "raw" / name
+                if not dest.is_file():
+                    _decompress_into(folder / gz_name, dest)
+            return target, {"layout": "shared", "root": str(folder), "sha256": sums}
+    return root, {"layout": "download", "root": str(root)}
+
+
+def _load_idx_dataset(cls_name: str, slug: str, root: Path, cache: Path, download: bool) -> RawImages:
+    import torchvision.datasets as tvd
+
+    cls = getattr(tvd, cls_name)
+    raw_names = [name for name, _md5 in cls.resources]
+    tv_root, source = _torchvision_root_for_idx(cls_name, slug, raw_names, root, cache)
+    get = source["layout"] == "download" and download
+    if source["layout"] == "download" and not download:
+        raise DataUnavailableError(
+            f"{slug}: no files in {root / cls_name / 'raw'} (torchvision layout) nor in {root / slug} "
+            f"(files {', '.join(raw_names)}); pass --data-root to a folder that has them or allow download")
+    try:
+        train = cls(str(tv_root), train=True, download=get)
+        test = cls(str(tv_root), train=False, download=get)
+    except (RuntimeError, OSError) as exc:
+        raise DataUnavailableError(
+            f"{slug}: could not load or download into {tv_root / cls_name / 'raw'} ({exc}); "
+            f"put the files {', '.join(raw_names)} in {root / slug} or pass --data-root") from exc
+    return RawImages(
+        name=slug,
+        train_x=train.data.unsqueeze(1).contiguous(),
+        train_y=train.targets.long(),
+        test_x=test.data.unsqueeze(1).contiguous(),
+        test_y=test.targets.long(),
+        classes=list(train.classes),
+        source=source,
+    )
+
+
+@IMAGE_DATASETS.register("fashion-mnist")
+def load_fashion_mnist(root: Path, download: bool = True, verify: bool = True,
+                       cache_dir: str | None = None) -> RawImages:
+    """Fashion-MNIST (Xiao et al. 2017): 60k/10k grey 28x28, 10 classes."""
+    return _load_idx_dataset("FashionMNIST", "fashion-mnist", root, resolve_cache_dir(cache_dir), download)
+
+
+@IMAGE_DATASETS.register("mnist")
+def load_mnist(root: Path, download: bool = True, verify: bool = True,
+               cache_dir: str | None = None) -> RawImages:
+    """MNIST: 60k/10k grey 28x28, 10 classes."""
+    return _load_idx_dataset("MNIST", "mnist", root, resolve_cache_dir(cache_dir), download)
+
+
+def _cifar10_class(verify: bool) -> type:
+    from torchvision.datasets import CIFAR10
+
+    if verify:
+        return CIFAR10
+
+    class UnverifiedCIFAR10(CIFAR10):
+        """Same format, md5 sums not checked (files written by tests or converted copies)."""
+
+        train_list = [[name, None] for name, _ in CIFAR10.train_list]
+        test_list = [[name, None] for name, _ in CIFAR10.test_list]
+        meta = {**CIFAR10.meta, "md5": None}
+
+    return UnverifiedCIFAR10
+
+
+@IMAGE_DATASETS.register("cifar10")
+def load_cifar10(root: Path, download: bool = True, verify: bool = True,
+                 cache_dir: str | None = None) -> RawImages:
+    """CIFAR-10: 50k/10k colour 32x32, 10 classes, torchvision's pickled python batches.
+
+    Looks for ``cifar-10-batches-py`` in ``root`` and ``root/cifar10``; else downloads into
+    ``root``. ``verify=False`` skips the md5 check of the batch files.
+    """
+    from torchvision.datasets import CIFAR10
+
+    cls = _cifar10_class(verify)
+    tv_root = next((r for r in (root, root / "cifar10") if (r / CIFAR10.base_folder).is_dir()), root)
+    get = download and not (tv_root / CIFAR10.base_folder).is_dir()
+    try:
+        train = cls(str(tv_root), train=True, download=get)
+        test = cls(str(tv_root), train=False, download=get)
+    except (RuntimeError, OSError) as exc:
+        raise DataUnavailableError(
+            f"cifar10: could not load or download {tv_root / CIFAR10.base_folder} ({exc}); "
+            f"put torchvision's cifar-10-batches-py folder in {root} or pass --data-root") from exc
+    return RawImages(
+        name="cifar10",
+        train_x=torch.from_numpy(train.data).permute(0, 3, 1, 2).contiguous(),
+        train_y=torch.as_tensor(train.targets, dtype=torch.int64),
+        test_x=torch.from_numpy(test.data).permute(0, 3, 1, 2).contiguous(),
+        test_y=torch.as_tensor(test.targets, dtype=torch.int64),
+        classes=list(train.classes),
+        augment=True,
+        source={"layout": "torchvision", "root": str(tv_root), "verified": verify},
+    )
+
+
+@IMAGE_DATASETS.register("synthetic-images")
+def load_synthetic_images(root: Path | None = None, download: bool = True, verify: bool = True,
+                          cache_dir: str | None = None, n_train: int = 3000, n_test: int = 500,
+                          n_classes: int = 10, channels: int = 1, image_size: int = 28,
+                          seed: int = 0) -> RawImages:
+    """A learnable toy set with no files: one random smooth template per class plus pixel noise.
+
+    For tests and smoke runs (``dataset_options`` sets the sizes).
+    """
+    g = torch.Generator().manual_seed(seed)
+    coarse = torch.rand(n_classes, channels, 7, 7, generator=g)
+    templates = F.interpolate(coarse, size=(image_size, image_size), mode="bilinear", align_corners=False)
+
+    def draw(n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        y = torch.randint(0, n_classes, (n,), generator=g)
+        x = templates[y] * 0.7 + 0.3 * torch.rand(n, channels, image_size, image_size, generator=g)
+        return (x * 255).round().clamp(0, 255).to(torch.uint8), y
+
+    train_x, train_y = draw(n_train)
+    test_x, test_y = draw(n_test)
+    return RawImages("synthetic-images", train_x, train_y, test_x, test_y,
+                     classes=[str(c) for c in range(n_classes)], default_valid_size=max(n_train // 6, 1),
+                     source={"layout": "generated", "seed": seed})
+

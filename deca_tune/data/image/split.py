@@ -1,0 +1,187 @@
+"""The noisy image split of a spec (paper section 5.1, Table 4): meta, validation and training
+images carved from the published training set, label noise injected, the test set kept clean.
+
+:func:`build_image_split` carves (seeded) a clean meta set of ``meta_per_class`` images per
+class (MW-Net's clean data, taken before noise and removed from training for *every* method so
+all methods train on the same images), a validation split of ``valid_size`` images, and injects
+label noise into train and validation (:mod:`deca_tune.data.image.noise`). The test split stays
+clean. :func:`split_from_spec` is the image family's split builder (``Task.split_builder``);
+``deca_tune.data.load_split`` caches its result per process.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+import torch
+
+from deca_tune.data.image.noise import inject_noise
+from deca_tune.data.image.raw import RawImages
+
+
+@dataclass
+class ImageSplit:
+    """Noisy training/validation data and a clean test set, all in memory.
+
+    Images are ``uint8 [N, C, H, W]``; labels ``int64 [N]``. ``train_y_noisy``/``valid_y`` are
+    what methods see; ``train_y_true``, ``noisy_mask`` and ``valid_y_clean`` exist for analysis and
+    the ``paper`` selection protocol. Treat all tensors as read-only (splits are cached).
+    """
+
+    name: str
+    n_classes: int
+    in_channels: int
+    image_size: int
+    train_x: torch.Tensor
+    train_y_noisy: torch.Tensor
+    train_y_true: torch.Tensor
+    noisy_mask: torch.Tensor
+    valid_x: torch.Tensor
+    valid_y: torch.Tensor
+    valid_y_clean: torch.Tensor
+    test_x: torch.Tensor
+    test_y: torch.Tensor
+    meta_x: torch.Tensor
+    meta_y: torch.Tensor
+    #: per-channel mean / std of the training pixels in [0, 1] (for :func:`normalise`)
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    augment: bool = False
+    noise_rate: float = 0.0
+    noise_type: str = "symmetric"
+    #: rows of the published training set that became train / valid / meta (traceability)
+    train_index: torch.Tensor | None = None
+    valid_index: torch.Tensor | None = None
+    meta_index: torch.Tensor | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def realised_noise_rate(self) -> float:
+        return float(self.noisy_mask.float().mean()) if len(self.noisy_mask) else 0.0
+
+    def stats(self) -> dict[str, Any]:
+        """Sizes and noise of the split as a JSON-ready dict."""
+        return {"name": self.name, "n_classes": self.n_classes, "in_channels": self.in_channels,
+                "image_size": self.image_size, "n_train": len(self.train_y_noisy),
+                "n_valid": len(self.valid_y), "n_meta": len(self.meta_y), "n_test": len(self.test_y),
+                "noise_type": self.noise_type, "noise_rate": self.noise_rate,
+                "realised_noise_rate": self.realised_noise_rate,
+                "valid_noise_rate": float((self.valid_y != self.valid_y_clean).float().mean())
+                if len(self.valid_y) else 0.0,
+                "augment": self.augment}
+
+    def fingerprint(self) -> str:
+        """SHA-256 over what a ``normal`` run reads (the training and validation images' rows and
+        noisy labels): part of the key of cached pre-trained models."""
+        h = hashlib.sha256(f"{self.name}|{self.n_classes}|{self.image_size}".encode())
+        for t in (self.train_index, self.train_y_noisy, self.valid_index, self.valid_y):
+            h.update(b"|" if t is None else t.to(torch.int64).contiguous().numpy().tobytes())
+        return h.hexdigest()
+
+
+def _first_per_class(labels: torch.Tensor, n_classes: int, per_class: int) -> torch.Tensor:
+    """Boolean mask of the first ``per_class`` positions of each class in ``labels``' order."""
+    order = torch.sort(labels, stable=True).indices
+    counts = torch.bincount(labels, minlength=n_classes)
+    starts = torch.cumsum(counts, 0) - counts
+    rank_sorted = torch.arange(len(labels)) - starts[labels[order]]
+    rank = torch.empty_like(rank_sorted)
+    rank[order] = rank_sorted
+    short = (counts < per_class).nonzero().flatten().tolist()
+    if short:
+        raise ValueError(f"meta set needs {per_class} images per class; classes {short} have fewer")
+    return rank < per_class
+
+
+def _channel_stats(x: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel mean / std of ``uint8`` images in [0, 1], exactly, from 256-bin histograms
+    (no float copy of the whole set)."""
+    values = torch.arange(256, dtype=torch.float64) / 255.0
+    means, stds = [], []
+    for c in range(x.shape[1]):
+        counts = torch.bincount(x[:, c].reshape(-1), minlength=256).double()
+        n = counts.sum()
+        mean = (counts * values).sum() / n
+        var = (counts * (values - mean) ** 2).sum() / n
+        means.append(float(mean))
+        stds.append(max(float(var.sqrt()), 1e-3))
+    return tuple(means), tuple(stds)
+
+
+def make_image_split(raw: RawImages, seed: int, noise_rate: float, noise_type: str = "symmetric",
+                     valid_size: int | None = None, meta_per_class: int = 100,
+                     train_size: int | None = None) -> ImageSplit:
+    """Carve the meta / validation / training images of ``raw`` and inject label noise.
+
+    ``seed`` drives the partition and the noise. ``valid_size`` defaults to the data set's
+    (10,000 for the real ones, as in the paper); ``train_size`` optionally keeps only the first
+    that many training images (benchmarks on a subset).
+    """
+    name = raw.name
+    n_classes = len(raw.classes)
+    n = len(raw.train_y)
+    valid_size = raw.default_valid_size if valid_size is None else int(valid_size)
+    n_meta = meta_per_class * n_classes
+    if valid_size < 1 or n_meta + valid_size >= n:
+        raise ValueError(f"{name}: valid_size={valid_size} + meta set {n_meta} must leave training "
+                         f"images out of {n}")
+    g = torch.Generator().manual_seed(int(seed))
+    perm = torch.randperm(n, generator=g)
+    if meta_per_class > 0:
+        is_meta = _first_per_class(raw.train_y[perm], n_classes, meta_per_class)
+    else:
+        is_meta = torch.zeros(n, dtype=torch.bool)
+    meta_idx, rest = perm[is_meta], perm[~is_meta]
+    valid_idx, train_idx = rest[:valid_size], rest[valid_size:]
+    if train_size:
+        if int(train_size) > len(train_idx):
+            raise ValueError(f"{name}: train_size={train_size} exceeds the {len(train_idx)} training images left")
+        train_idx = train_idx[: int(train_size)]
+    y_true = raw.train_y[torch.cat([train_idx, valid_idx])]
+    y_noisy, changed = inject_noise(y_true, n_classes, noise_rate, noise_type, generator=g)
+    nt = len(train_idx)
+    mean, std = _channel_stats(raw.train_x)
+    return ImageSplit(
+        name=name, n_classes=n_classes, in_channels=raw.train_x.shape[1],
+        image_size=raw.train_x.shape[-1],
+        train_x=raw.train_x[train_idx], train_y_noisy=y_noisy[:nt], train_y_true=y_true[:nt],
+        noisy_mask=changed[:nt],
+        valid_x=raw.train_x[valid_idx], valid_y=y_noisy[nt:], valid_y_clean=y_true[nt:],
+        test_x=raw.test_x, test_y=raw.test_y,
+        meta_x=raw.train_x[meta_idx], meta_y=raw.train_y[meta_idx],
+        mean=mean, std=std, augment=raw.augment, noise_rate=float(noise_rate), noise_type=noise_type,
+        train_index=train_idx, valid_index=valid_idx, meta_index=meta_idx,
+        meta={"source": raw.source, "classes": raw.classes, "seed": int(seed)},
+    )
+
+
+def split_from_spec(spec: Mapping[str, Any]) -> ImageSplit:
+    """The image family's split builder: the raw data set of ``spec`` (cached) and its noisy split.
+
+    Spec keys: ``dataset``, ``data_root``, ``dataset_options``, ``download``, ``verify_checksums``,
+    ``cache_dir``, ``data_seed`` (None: ``seed``), ``noise_rate``, ``noise_type``, ``valid_size``,
+    ``meta_per_class``, ``train_size``.
+    """
+    from deca_tune.data.loading import load_dataset
+
+    options = dict(spec.get("dataset_options") or {})
+    if spec.get("cache_dir") is not None:
+        options.setdefault("cache_dir", str(spec["cache_dir"]))
+    raw = load_dataset("image", spec["dataset"], data_root=spec.get("data_root"),
+                       download=bool(spec.get("download", True)),
+                       verify=bool(spec.get("verify_checksums", True)), **options)
+    seed = spec["seed"] if spec.get("data_seed") is None else spec["data_seed"]
+    train_size = spec.get("train_size")
+    return make_image_split(raw, seed=int(seed), noise_rate=float(spec["noise_rate"]),
+                            noise_type=str(spec["noise_type"]), valid_size=spec.get("valid_size"),
+                            meta_per_class=int(spec["meta_per_class"]),
+                            train_size=int(train_size) if train_size else None)
+
+
+def build_image_split(name: str, **settings: Any) -> ImageSplit:
+    """The (cached) split of image data set ``name`` under the image spec ``settings``
+    (``seed``, ``noise_rate``, ``train_size``, ...; the family's defaults otherwise)."""
+    from deca_tune.data.loading import load_split
+
+    return load_split("image", {"dataset": name, **settings})

@@ -1,0 +1,80 @@
+"""The one way in to data: :func:`load_split` (a trial's split) and :func:`load_dataset` (a data
+set as its loader returns it), both cached per process so the trials of one Ray worker parse the
+files once. Treat what they return as read-only.
+"""
+from __future__ import annotations
+
+import inspect
+from typing import Any, Mapping
+
+from deca_tune.paths import data_root as resolve_data_root
+from deca_tune.tasks.base import freeze
+
+_DATASETS: dict[tuple, Any] = {}
+_SPLITS: dict[tuple, Any] = {}
+
+
+class UnknownOptionError(TypeError):
+    """An option the data set's loader does not take; the message lists the ones it takes."""
+
+
+def loader_options(loader: Any) -> list[str] | None:
+    """The options a loader takes (``None``: it takes any keyword)."""
+    params = inspect.signature(loader).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return None
+    return [p for p in params if p not in ("root", "download")]
+
+
+def check_options(task: str, name: str, options: Mapping[str, Any]) -> None:
+    """Raise :class:`UnknownOptionError` for an option the loader of ``name`` does not take."""
+    from deca_tune.tasks import get_task
+
+    known = loader_options(get_task(task).datasets.get(name))
+    unknown = sorted(set(options) - set(known)) if known is not None else []
+    if unknown:
+        raise UnknownOptionError(f"data set {name!r} has no option(s) {', '.join(unknown)}; "
+                                 f"its options: {', '.join(k for k in known if k != 'verify') or '(none)'}")
+
+
+def load_dataset(task: str, name: str, data_root: str | None = None, download: bool = True,
+                 verify: bool = True, **options: Any) -> Any:
+    """Data set ``name`` of family ``task`` as its loader returns it (cached per process).
+
+    ``data_root``: ``--data-root`` > ``$DECA_TUNE_DATA`` > ``~/.cache/deca_tune``; ``verify`` is
+    passed to loaders that check checksums. Unknown names raise
+    :class:`deca_tune.registry.UnknownNameError` listing the known ones, unknown options
+    :class:`UnknownOptionError`.
+    """
+    from deca_tune.tasks import get_task
+
+    loader = get_task(task).datasets.get(name)
+    check_options(task, name, options)
+    known = loader_options(loader)
+    if known is None or "verify" in known:
+        options = {"verify": verify, **options}
+    root = resolve_data_root(data_root)
+    key = (task, name, str(root), bool(download), freeze(options))
+    if key not in _DATASETS:
+        _DATASETS[key] = loader(root, download, **options)
+    return _DATASETS[key]
+
+
+def load_split(task: str, spec: Mapping[str, Any]) -> Any:
+    """The split a (possibly partial) spec of family ``task`` trains and evaluates on, cached per
+    process by what determines it (``Task.split_key``): data set, data root, loader options and,
+    for images, the noise and partition settings."""
+    from deca_tune.tasks import get_task
+
+    family = get_task(task)
+    full = family.make_spec(**{k: v for k, v in spec.items() if k != "task"})
+    key = family.split_key(full)
+    if key not in _SPLITS:
+        _SPLITS[key] = family.build_split(full)
+    return _SPLITS[key]
+
+
+def clear_cache() -> None:
+    """Forget every cached data set and split (tests; after files on disk changed)."""
+    _DATASETS.clear()
+    _SPLITS.clear()

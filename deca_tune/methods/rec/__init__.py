@@ -1,0 +1,2 @@
+"""Recommendation methods (``REC_METHODS``): normal, deca (+ ablations), deca_p (+ ablations),
+tce, wbpr, ensemble; the interface is :class:`deca_tune.methods.rec.base.RecMethod`."""

@@ -1,0 +1,43 @@
+"""The method interface for recommendation: what the single rec loop asks of a method.
+
+A method owns its models (the target ``f`` and any auxiliaries), computes the loss of one
+mini-batch of (user, positive, sampled negatives) and scores items for ranking. The loop
+(``deca_tune.training.rec_trainer``) owns batching, negative sampling, the optimiser, L2,
+evaluation and checkpoints.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from deca_tune.methods.base import Method
+
+
+class RecMethod(Method):
+    """Recommendation methods. Subclasses override :meth:`batch_loss` and, if needed, the hooks."""
+
+    task = "rec"
+    #: negative sampler this method trains with (``deca_tune.data.sampling.SAMPLERS``)
+    sampler: str = "uniform"
+
+    def regularised_parameters(self) -> list[nn.Parameter]:
+        """Parameters under the L2 penalty ``l2 / (2 n_users) * ||theta||^2``: the target model's."""
+        return list(self.f.parameters())
+
+    def batch_loss(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor,
+                   step: int) -> tuple[torch.Tensor, dict[str, float]]:
+        """Loss of one mini-batch. ``users``/``pos``: ``[B]``; ``neg``: ``[B, ratio]``.
+
+        Returns the scalar loss (without L2) and named components to log.
+        """
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def score_all(self, users: torch.Tensor) -> torch.Tensor:
+        """Ranking scores of every item for ``users``: ``[B, n_items]`` (higher is better)."""
+        return self.f.score_all(users)
+
+    @torch.no_grad()
+    def clean_probability(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor | None:
+        """P(real positive) for observed pairs (paper section 5.4); ``None`` if not defined."""
+        return None

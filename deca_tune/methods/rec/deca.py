@@ -1,0 +1,129 @@
+"""``deca``: DeCA with a co-trained auxiliary model (paper Eq. 9 with Eq. 10/22, Algorithm 1).
+
+Models: the target ``f`` (spec ``backbone``), the auxiliary ``g`` (spec ``aux_backbone``, MF by
+default, section 4.4) and two noise models (spec ``h_backbone``, MF by default; Table 6 tries
+others): ``h`` = P(y~=1 | y=0), learnt in the DP sub-task, and ``h'`` = P(y~=1 | y=1), learnt in
+the DN sub-task. Mini-batches alternate DP (even steps) and DN (odd steps), as Algorithm 1's
+``count % 2``. The loss is :func:`deca_tune.losses.deca.deca_loss`; ``g`` receives gradient only
+through the agreement KL, the noise models only through the likelihood, and the L2 penalty of
+the loop applies to ``f`` alone (Algorithm 1, line 10).
+
+Hyperparameters: ``C0`` = C_DN (larger: an interacted item is more likely a real positive),
+``C1`` = C_DP (larger: a missing interaction is more likely a real negative), section 5.3.2;
+``alpha`` in [0, 1] weights KL(g||f) against KL(f||g).
+
+Ablations (Table 5): ``deca-dp`` and ``deca-dn`` run one sub-task on every mini-batch
+(``subtask_only``). Logged components: ``deca/kl`` (mean agreement KL over the batch's pairs),
+``deca/h_mean`` and ``deca/h_prime_mean`` (mean h and h' over the batch's observed positives;
+the inactive noise model is evaluated without gradient) and ``loss/likelihood``.
+"""
+from __future__ import annotations
+
+import zlib
+from typing import Any
+
+import torch
+from torch import nn
+
+from deca_tune.data.interactions import RecSplit
+from deca_tune.losses.deca import SUBTASKS, clean_logit, clean_probability, deca_loss
+from deca_tune.methods.registry import REC_METHODS
+from deca_tune.methods.rec.base import RecMethod
+from deca_tune.methods.rec.normal import pair_logits
+
+
+def derive_seed(seed: int, tag: str) -> int:
+    """A distinct, reproducible seed for the model called ``tag`` in the trial with ``seed``."""
+    return (int(seed) * 1_000_003 + zlib.crc32(tag.encode())) % (2**31 - 1)
+
+
+class DeCABase(RecMethod):
+    """The DP/DN machinery shared by DeCA and DeCA(p); subclasses provide the prior model ``g``."""
+
+    #: ``None``: alternate DP/DN every mini-batch; ``"dp"``/``"dn"``: that sub-task only (Table 5)
+    subtask_only: str | None = None
+    defaults: dict[str, Any] = {"C0": 1000.0, "C1": 1000.0, "alpha": 1.0, "h_backbone": "mf"}
+
+    def __init__(self, spec: dict[str, Any], split: RecSplit, subtask_only: str | None = None) -> None:
+        super().__init__(spec, split)
+        if subtask_only is not None:
+            self.subtask_only = subtask_only
+        if self.subtask_only is not None and self.subtask_only not in SUBTASKS:
+            raise ValueError(f"subtask_only={self.subtask_only!r}; choose one of: {', '.join(SUBTASKS)}")
+        s = self.spec
+        self.alpha = float(s["alpha"])
+        if not 0.0 <= self.alpha <= 1.0:
+            raise ValueError(f"spec key 'alpha' must lie in [0, 1], got {s['alpha']!r}")
+        self.c_dn, self.c_dp = float(s["C0"]), float(s["C1"])
+        for key in ("C0", "C1"):
+            if not float(s[key]) >= 0:
+                raise ValueError(f"spec key {key!r} must be >= 0, got {s[key]!r}")
+        seed = int(s["seed"])
+        self.h = self.make_backbone(s["h_backbone"], seed=derive_seed(seed, "h"))
+        self.h_prime = self.make_backbone(s["h_backbone"], seed=derive_seed(seed, "h_prime"))
+
+    # the prior / auxiliary model -------------------------------------------------------------
+    def prior_logits(self, users: torch.Tensor, pos: torch.Tensor,
+                     neg: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        raise NotImplementedError
+
+    def subtask(self, step: int) -> str:
+        return self.subtask_only or ("dp" if step % 2 == 0 else "dn")
+
+    def batch_loss(self, users, pos, neg, step):
+        subtask = self.subtask(step)
+        f_pos, f_neg = pair_logits(self.f, users, pos, neg)
+        g_pos, g_neg = self.prior_logits(users, pos, neg)
+        active, other = (self.h, self.h_prime) if subtask == "dp" else (self.h_prime, self.h)
+        n_pos, n_neg = pair_logits(active, users, pos, neg)
+        sig = torch.sigmoid
+        loss, parts = deca_loss(sig(f_pos), sig(f_neg), sig(g_pos), sig(g_neg), sig(n_pos),
+                                sig(n_neg), subtask, alpha=self.alpha, c_dp=self.c_dp,
+                                c_dn=self.c_dn, ratio=neg.shape[1])
+        with torch.no_grad():
+            active_mean = float(sig(n_pos).mean())
+            other_mean = float(sig(other(users, pos)).mean())
+        h_mean, h_prime_mean = (active_mean, other_mean) if subtask == "dp" else (other_mean, active_mean)
+        return loss, {"deca/kl": float(parts["kl"]), "deca/h_mean": h_mean,
+                      "deca/h_prime_mean": h_prime_mean, "likelihood": float(parts["likelihood"])}
+
+    @torch.no_grad()
+    def clean_probability(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """Eq. 25: P(y=1 | y~=1) = h' f / (h' f + h (1 - f))."""
+        f = torch.sigmoid(self.f(users, items))
+        return clean_probability(f, torch.sigmoid(self.h(users, items)),
+                                 torch.sigmoid(self.h_prime(users, items)))
+
+    @torch.no_grad()
+    def clean_logit(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """The log-odds of Eq. 25 (same ranking, no float saturation; noise-detection AUC)."""
+        return clean_logit(self.f(users, items), self.h(users, items), self.h_prime(users, items))
+
+
+@REC_METHODS.register("deca")
+class DeCA(DeCABase):
+    """DeCA: co-train f with an auxiliary model g (Eq. 9, Algorithm 1)."""
+
+    defaults = {**DeCABase.defaults, "aux_backbone": "mf"}
+
+    def __init__(self, spec: dict[str, Any], split: RecSplit, subtask_only: str | None = None) -> None:
+        super().__init__(spec, split, subtask_only)
+        self.g: nn.Module = self.make_backbone(self.spec["aux_backbone"],
+                                               seed=derive_seed(int(self.spec["seed"]), "g"))
+
+    def prior_logits(self, users, pos, neg):
+        return pair_logits(self.g, users, pos, neg)
+
+
+@REC_METHODS.register("deca-dp")
+class DeCAOnlyDP(DeCA):
+    """DeCA with the DP sub-task only (Table 5)."""
+
+    subtask_only = "dp"
+
+
+@REC_METHODS.register("deca-dn")
+class DeCAOnlyDN(DeCA):
+    """DeCA with the DN sub-task only (Table 5)."""
+
+    subtask_only = "dn"

@@ -1,0 +1,19 @@
+"""Hyperparameter search with Ray Tune: ``python -m deca_tune.search``.
+
+- ``config.py``: the command line, ``--config`` files and ``--resume`` -> ``ExperimentConfig``;
+- ``plan.py``: one unit per (data set, backbone, method) with its spec and search space;
+- ``run.py``: Ray: cluster, resources, one ``tune.Tuner`` per unit (Optuna + ASHA), seed reruns
+  (with ``trainables/``, the only code that imports Ray);
+- ``summary.py``: the CSV tables of an experiment folder; ``manifest.py``: its ``manifest.json``;
+- ``cli.py``: the driver that runs them in that order (``main``).
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+
+def main(argv: Sequence[str] | None = None, callbacks: Sequence[Any] = ()) -> int:
+    """``python -m deca_tune.search`` (see :func:`deca_tune.search.cli.main`)."""
+    from deca_tune.search.cli import main as run
+
+    return run(argv, callbacks)

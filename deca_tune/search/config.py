@@ -1,0 +1,323 @@
+"""Command line, experiment files and resume of ``python -m deca_tune.search``: everything that
+turns what the user typed into one :class:`ExperimentConfig`.
+
+Every option can also come from ``--config FILE``, a YAML mapping whose keys are the option
+names (``num-samples`` or ``num_samples``) plus ``set`` (a mapping of fixed spec entries).
+Options given on the command line win over the file. ``--resume`` reads the configuration the
+experiment was started with from its manifest (:func:`resume_config`); only options that do not
+change what the trials compute may differ. A wrong value in the file is reported
+with the file, line and key; a wrong value on the command line exits with status 2 like any
+argparse error, and so do unknown data set / backbone / method names (with the choices).
+"""
+from __future__ import annotations
+
+import argparse
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import yaml
+
+from deca_tune.options import (OptionError, key_value, nonnegative_float, nonnegative_int, positive_float,
+                               positive_int, set_nested)
+from search_spaces.loader import SearchSpaceError, Where, key_lines
+
+#: the default experiment: small enough for <= 10 minutes on 2 CPU cores (docs/benchmarks-search.md)
+DEFAULTS: dict[str, Any] = {
+    "datasets": ["ml-100k"],
+    "backbones": ["gmf"],
+    "methods": ["normal", "deca", "deca_p"],
+    "search": "optuna",
+    "scheduler": "auto",
+    "num_samples": 8,
+    "max_epochs": 10,
+    "seeds": [0, 1, 2],
+    "search_seed": 0,
+    "storage_path": "results",
+    "name": None,
+    "resume": False,
+    "address": None,
+    "data_root": None,
+    "dry_run": False,
+    "protocol": "default",
+    "cpus_per_trial": 1.0,
+    "gpus_per_trial": 0.0,
+    "max_concurrent": None,
+    "grace_period": 2,
+    "reduction_factor": 2.0,
+    "max_failures": 1,
+    "verbose": 1,
+    "plugins": [],
+}
+
+
+class ArgumentError(Exception):
+    """Raised instead of exiting when the arguments come from an experiment file."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args: Any, raise_errors: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.raise_errors = raise_errors
+
+    def error(self, message: str):  # type: ignore[override]
+        if self.raise_errors:
+            raise ArgumentError(message)
+        super().error(message)
+
+
+def build_parser(raise_errors: bool = False) -> argparse.ArgumentParser:
+    d = DEFAULTS
+    p = _Parser(
+        prog="python -m deca_tune.search", raise_errors=raise_errors,
+        description="Search hyperparameters with Ray Tune (Optuna + ASHA or the paper grid), rerun "
+                    "the best configuration of every method x backbone x data set with several seeds, "
+                    "and write the summary tables. With no arguments: the default experiment "
+                    "(ml-100k, GMF, normal / deca / deca_p, a small budget).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    g = p.add_argument_group("what to run")
+    g.add_argument("--datasets", nargs="+", default=d["datasets"], metavar="NAME")
+    g.add_argument("--backbones", nargs="+", default=d["backbones"], metavar="NAME")
+    g.add_argument("--methods", nargs="+", default=d["methods"], metavar="NAME")
+    g.add_argument("--protocol", choices=["default", "paper"], default=d["protocol"],
+                   help="default: select on the noisy validation split; paper: the authors' clean "
+                        "validation split and test masking")
+    g.add_argument("--data-root", default=d["data_root"],
+                   help="data folder (default: $DECA_TUNE_DATA, else ~/.cache/deca_tune)")
+    g.add_argument("--set", action="append", type=key_value, default=[], metavar="KEY=VALUE",
+                   dest="set", help="fix a spec entry for every trial (YAML value; dotted keys for "
+                                    "nested entries, e.g. dataset_options.n_users=50); a fixed "
+                                    "hyperparameter is removed from the search space")
+    g.add_argument("--plugins", nargs="+", default=d["plugins"], metavar="MODULE",
+                   help="modules to import first (in the driver and every trial): they register "
+                        "your own methods, backbones or data sets (docs/architecture.md)")
+    g.add_argument("--config", default=None, metavar="FILE",
+                   help="YAML experiment file with any of these options (command line wins)")
+    g = p.add_argument_group("search")
+    g.add_argument("--search", choices=["optuna", "grid"], default=d["search"],
+                   help="optuna: TPE (seeded) over the YAML spaces; grid: the paper grid")
+    g.add_argument("--scheduler", choices=["auto", "asha", "fifo"], default=d["scheduler"],
+                   help="trial scheduler; auto = ASHA for optuna, FIFO (no early stopping) for grid")
+    g.add_argument("--num-samples", type=positive_int, default=d["num_samples"],
+                   help="trials per method x backbone x data set (optuna; the same for every method)")
+    g.add_argument("--max-epochs", type=positive_int, default=d["max_epochs"],
+                   help="epochs per trial (search and seed reruns)")
+    g.add_argument("--grace-period", type=positive_int, default=d["grace_period"],
+                   help="ASHA: epochs before a trial can be stopped")
+    g.add_argument("--reduction-factor", type=float, default=d["reduction_factor"],
+                   help="ASHA: keep 1/reduction_factor of the trials at each rung")
+    g.add_argument("--search-seed", type=int, default=d["search_seed"],
+                   help="seed of the Optuna sampler and of every search trial")
+    g.add_argument("--seeds", nargs="+", type=int, default=d["seeds"], metavar="SEED",
+                   help="seeds of the reruns of each best configuration")
+    g = p.add_argument_group("resources and cluster")
+    g.add_argument("--cpus-per-trial", type=positive_float, default=d["cpus_per_trial"])
+    g.add_argument("--gpus-per-trial", type=nonnegative_float, default=d["gpus_per_trial"],
+                   help="fractional values share a GPU (0.25: four trials per GPU)")
+    g.add_argument("--max-concurrent", type=positive_int, default=d["max_concurrent"],
+                   help="trials at a time (default: what the cluster's CPUs/GPUs allow)")
+    g.add_argument("--max-failures", type=nonnegative_int, default=d["max_failures"],
+                   help="retries of a failed trial from its last checkpoint")
+    g.add_argument("--address", default=d["address"],
+                   help="address of an existing Ray cluster (host:port); default: start a local one. "
+                        "A cluster with token authentication (Ray's default for `ray start`) needs "
+                        "RAY_AUTH_MODE=token in the environment")
+    g = p.add_argument_group("output")
+    g.add_argument("--storage-path", default=d["storage_path"], help="folder holding experiments")
+    g.add_argument("--name", default=d["name"],
+                   help="experiment name (default: search-<date>-<time>; with --resume: the latest)")
+    g.add_argument("--resume", action="store_true", default=d["resume"],
+                   help="continue an interrupted experiment (finished trials and seed runs are kept)")
+    g.add_argument("--dry-run", action="store_true", default=d["dry_run"],
+                   help="print the plan (trials, spaces, resources) and run nothing")
+    g.add_argument("--verbose", type=int, choices=[0, 1, 2], default=d["verbose"],
+                   help="Tune progress output")
+    return p
+
+
+@dataclass
+class ExperimentConfig:
+    """The resolved options of one experiment (command line + ``--config`` file)."""
+
+    datasets: list[str]
+    backbones: list[str]
+    methods: list[str]
+    search: str
+    scheduler: str
+    num_samples: int
+    max_epochs: int
+    seeds: list[int]
+    search_seed: int
+    storage_path: str
+    name: str | None
+    resume: bool
+    address: str | None
+    data_root: str | None
+    dry_run: bool
+    protocol: str
+    cpus_per_trial: float
+    gpus_per_trial: float
+    max_concurrent: int | None
+    grace_period: int
+    reduction_factor: float
+    max_failures: int
+    verbose: int
+    plugins: list[str] = field(default_factory=list)
+    set: dict[str, Any] = field(default_factory=dict)
+    config: str | None = None
+    argv: list[str] = field(default_factory=list)
+
+    @property
+    def use_asha(self) -> bool:
+        return self.scheduler == "asha" or (self.scheduler == "auto" and self.search == "optuna")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "argv"}
+
+
+def _file_tokens(raw: dict[str, Any], parser: argparse.ArgumentParser, where: Where) -> list[str]:
+    """Turn the file's mapping into command-line tokens (so both go through one validation)."""
+    actions = {a.dest: a for a in parser._actions if a.dest not in ("help", "config", "set")}
+    tokens: list[str] = []
+    for key, value in raw.items():
+        dest = str(key).replace("-", "_")
+        if dest == "set":
+            continue
+        if dest not in actions:
+            allowed = ", ".join(sorted(a.replace("_", "-") for a in actions) + ["set"])
+            raise where.error((key,), f"unknown option; allowed: {allowed}")
+        action = actions[dest]
+        flag = action.option_strings[0]
+        if isinstance(action, argparse._StoreTrueAction):
+            if not isinstance(value, bool):
+                raise where.error((key,), f"must be true or false, got {value!r}")
+            tokens += [flag] if value else []
+        elif action.nargs == "+":
+            values = value if isinstance(value, list) else [value]
+            if not values:
+                raise where.error((key,), "must not be empty")
+            tokens += [flag, *map(str, values)]
+        elif value is None:
+            continue
+        elif isinstance(value, (list, dict)):
+            raise where.error((key,), f"must be a single value, got {value!r}")
+        else:
+            tokens += [flag, str(value)]
+    return tokens
+
+
+def _load_file(path: str, parser: argparse.ArgumentParser) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(option defaults from the file, its ``set`` mapping); errors name file, line and key."""
+    try:
+        text = Path(path).read_text()
+    except OSError as exc:
+        raise ArgumentError(f"--config {path}: cannot read: {exc}") from None
+    try:
+        node = yaml.compose(text)
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ArgumentError(f"{path}: not valid YAML: {exc}") from None
+    if raw is None:
+        return {}, {}
+    if not isinstance(raw, dict):
+        raise ArgumentError(f"{path}:1: the experiment file must be a mapping of option: value")
+    where = Where(path, key_lines(node, path))
+    fixed = raw.get("set") or {}
+    if not isinstance(fixed, dict):
+        raise where.error(("set",), "must be a mapping of spec entries")
+    checker = build_parser(raise_errors=True)
+    tokens = _file_tokens(raw, checker, where)
+    try:
+        ns = checker.parse_args(tokens)
+    except ArgumentError as exc:
+        bad = next((k for k in raw if f"--{str(k).replace('_', '-')}" in str(exc)), None)
+        raise where.error((bad,) if bad else (), str(exc)) from None
+    given = {str(k).replace("-", "_") for k in raw} - {"set"}
+    return {dest: getattr(ns, dest) for dest in given}, fixed
+
+
+def parse_args(argv: Sequence[str] | None) -> ExperimentConfig:
+    """Parse ``argv`` (and the ``--config`` file it names); exits with status 2 on bad input."""
+    argv = list(argv or [])
+    parser = build_parser()
+    first = parser.parse_args(argv)
+    fixed: dict[str, Any] = {}
+    if first.config:
+        try:
+            file_defaults, fixed = _load_file(first.config, parser)
+        except (ArgumentError, SearchSpaceError) as exc:
+            parser.error(str(exc))
+        parser.set_defaults(**file_defaults)
+    args = parser.parse_args(argv)
+    try:
+        for key, value in args.set:
+            set_nested(fixed, key, value)
+    except OptionError as exc:
+        parser.error(str(exc))
+    if args.reduction_factor <= 1:
+        parser.error(f"argument --reduction-factor: must be > 1, got {args.reduction_factor}")
+    if len(set(args.seeds)) != len(args.seeds):
+        parser.error(f"argument --seeds: repeated seeds in {args.seeds}")
+    values = {k: v for k, v in vars(args).items() if k != "set"}
+    cfg = ExperimentConfig(**values, set=fixed, argv=argv)
+    if cfg.use_asha and cfg.grace_period > cfg.max_epochs:
+        parser.error(f"argument --grace-period: {cfg.grace_period} exceeds --max-epochs {cfg.max_epochs}")
+    return cfg
+
+
+def command_line(argv: Sequence[str]) -> str:
+    return " ".join(["python -m deca_tune.search", *map(shlex.quote, argv)])
+
+
+#: options that may differ when resuming (they do not change what the trials compute)
+RESUME_OVERRIDABLE = {"address", "verbose", "max_concurrent", "cpus_per_trial", "gpus_per_trial",
+                      "max_failures", "dry_run", "resume", "name", "storage_path", "config"}
+
+
+class ResumeError(ValueError):
+    """``--resume`` cannot continue the experiment as asked; the message says why."""
+
+
+def explicit_options(argv: Sequence[str]) -> set[str]:
+    """Option names (dests) given on the command line or in its ``--config`` file."""
+    parser = build_parser(raise_errors=True)
+    for action in parser._actions:
+        action.default = argparse.SUPPRESS
+    given = set(vars(parser.parse_args(list(argv))))
+    if "config" in given:
+        raw = yaml.safe_load(Path(vars(parser.parse_args(list(argv)))["config"]).read_text()) or {}
+        given |= {str(k).replace("-", "_") for k in raw}
+    return given
+
+
+def latest_experiment(storage: Path) -> str | None:
+    """Name of the most recently started experiment under ``storage`` (by its manifest)."""
+    manifests = sorted(storage.glob("*/manifest.json"), key=lambda p: p.stat().st_mtime)
+    return manifests[-1].parent.name if manifests else None
+
+
+def resume_config(cfg: ExperimentConfig) -> tuple[ExperimentConfig, dict[str, Any]]:
+    """The configuration the experiment was started with (from its manifest) plus allowed overrides."""
+    from deca_tune.search.manifest import read_manifest
+
+    storage = Path(cfg.storage_path).expanduser().resolve()
+    name = cfg.name or latest_experiment(storage)
+    if name is None:
+        raise ResumeError(f"--resume: no experiment with a manifest.json under {storage}; give --name")
+    path = storage / name / "manifest.json"
+    if not path.exists():
+        raise ResumeError(f"--resume: {path} does not exist (known experiments: "
+                          f"{', '.join(sorted(p.parent.name for p in storage.glob('*/manifest.json'))) or 'none'})")
+    manifest = read_manifest(path)
+    original = manifest["config"]
+    explicit = explicit_options(cfg.argv)
+    changed = sorted(d for d in explicit - RESUME_OVERRIDABLE
+                     if d in original and getattr(cfg, d) != original[d])
+    if changed:
+        was = ", ".join(f"--{d.replace('_', '-')} (was {original[d]!r})" for d in changed)
+        raise ResumeError(f"--resume continues {name} as it was planned; these options cannot change: {was}")
+    keep = {d: getattr(cfg, d) for d in explicit & RESUME_OVERRIDABLE}
+    values = {**original, **keep, "name": name, "storage_path": str(storage), "resume": True,
+              "dry_run": cfg.dry_run, "argv": cfg.argv}
+    return ExperimentConfig(**values), manifest

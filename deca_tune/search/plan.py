@@ -1,0 +1,172 @@
+"""The plan of a search experiment: one unit per (data set, backbone, method), nothing run yet.
+
+Names are checked against the task families (``deca_tune.tasks``: data sets, backbones,
+methods); an unknown name raises :class:`deca_tune.registry.UnknownNameError` listing the
+choices. Each unit carries the spec shared by its trials (the task's ``make_spec`` plus the
+experiment's fixed entries) and the search space of its method (``search_spaces/*.yaml``)
+without the hyperparameters the experiment fixes.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from deca_tune.paths import data_root as resolve_data_root
+from deca_tune.registry import UnknownNameError, import_plugins
+from deca_tune.search.config import ExperimentConfig, latest_experiment
+from deca_tune.tasks import Task, get_task, task_of_dataset
+from search_spaces.loader import SearchSpace, SpaceCatalog, load_catalog
+
+
+@dataclass
+class Unit:
+    """One (data set, backbone, method) of the experiment: a search, then seed reruns."""
+
+    task: str
+    dataset: str
+    backbone: str
+    method: str
+    spec: dict[str, Any]  # shared by every trial of the unit (the search seed)
+    space: SearchSpace  # what is searched (fixed entries removed)
+
+    @property
+    def key(self) -> str:
+        """Folder name under ``search/`` and ``seeds/`` (docs/architecture.md)."""
+        return f"{self.dataset}__{self.backbone}__{self.method}"
+
+    def n_trials(self, cfg: ExperimentConfig) -> int:
+        return self.space.grid_size() if cfg.search == "grid" else cfg.num_samples
+
+
+@dataclass
+class Plan:
+    cfg: ExperimentConfig
+    units: list[Unit]
+    data_root: str
+    experiment_dir: Path
+
+    @property
+    def total_trials(self) -> int:
+        return sum(u.n_trials(self.cfg) for u in self.units)
+
+
+def _choices(kind: str, tasks: list[Task]) -> str:
+    return ", ".join(sorted({n for t in tasks for n in getattr(t, kind).names()}))
+
+
+def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in extra.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def build_units(cfg: ExperimentConfig, data_root: str,
+                catalog: SpaceCatalog | None = None) -> list[Unit]:
+    """Every (data set, backbone, method) unit of ``cfg``; unknown names raise UnknownNameError."""
+    catalog = catalog or load_catalog()
+    tasks = {d: task_of_dataset(d) for d in cfg.datasets}
+    used = sorted({t.name: t for t in tasks.values()}.values(), key=lambda t: t.name)
+    for kind, names in (("backbones", cfg.backbones), ("methods", cfg.methods)):
+        for name in names:
+            if not any(name in getattr(t, kind) for t in used):
+                raise UnknownNameError(f"unknown {kind[:-1]} {name!r} for {'/'.join(t.name for t in used)} "
+                                       f"data sets; choose one of: {_choices(kind, used)}")
+    units = []
+    for dataset in cfg.datasets:
+        task = tasks[dataset]
+        backbones = [b for b in cfg.backbones if b in task.backbones]
+        methods = [m for m in cfg.methods if m in task.methods]
+        if not backbones or not methods:
+            kind = "backbones" if not backbones else "methods"
+            raise UnknownNameError(f"no {kind[:-1]} given for {task.name} data set {dataset!r}; choose "
+                                   f"from: {_choices(kind, [task])}")
+        for backbone in backbones:
+            for method in methods:
+                spec = task.make_spec(dataset=dataset, backbone=backbone, method=method,
+                                      max_epochs=cfg.max_epochs, seed=cfg.search_seed,
+                                      data_root=data_root, protocol=cfg.protocol)
+                spec = _merge(spec, cfg.set)
+                if cfg.plugins:  # every trial imports them too (Ray workers start fresh)
+                    spec["plugins"] = list(cfg.plugins)
+                space = catalog.space(task.name, method).without(cfg.set)
+                units.append(Unit(task.name, dataset, backbone, method, spec, space))
+    return units
+
+
+def default_name() -> str:
+    return datetime.now().strftime("search-%Y%m%d-%H%M%S")
+
+
+def build_plan(cfg: ExperimentConfig) -> Plan:
+    storage = Path(cfg.storage_path).expanduser().resolve()
+    name = cfg.name
+    if name is None:
+        name = latest_experiment(storage) if cfg.resume else default_name()
+        if name is None:
+            raise FileNotFoundError(f"--resume: no experiment with a manifest.json under {storage}; "
+                                    "give --name")
+    root = str(resolve_data_root(cfg.data_root))
+    import_plugins(cfg.plugins)
+    units = build_units(cfg, root)
+    return Plan(cfg, units, root, storage / name)
+
+
+def describe(plan: Plan, resources: str | None = None) -> str:
+    """The human-readable plan (``--dry-run`` prints it; a real run prints it first)."""
+    cfg = plan.cfg
+    if cfg.search == "optuna":
+        search = f"Optuna TPE (seed {cfg.search_seed}), {cfg.num_samples} trials per unit"
+    else:
+        search = "the paper grid (Tune grid_search variants)"
+    sched = (f"ASHA (time attr epoch, grace period {cfg.grace_period}, reduction factor "
+             f"{cfg.reduction_factor:g}, max {cfg.max_epochs} epochs)" if cfg.use_asha
+             else f"FIFO (every trial runs {cfg.max_epochs} epochs)")
+    selection = ("clean validation (--protocol paper)" if cfg.protocol == "paper"
+                 else "noisy validation")
+    metrics = ", ".join(f"{get_task(t).selection_metric(cfg.protocol)} ({t})"
+                        for t in sorted({u.task for u in plan.units}))
+    default_resources = (f"{cfg.cpus_per_trial:g} CPU + {cfg.gpus_per_trial:g} GPU per trial, "
+                         f"max concurrent {cfg.max_concurrent or 'auto (cluster CPUs / CPUs per trial)'}")
+    lines = [
+        f"experiment: {plan.experiment_dir}{'  (resume)' if cfg.resume else ''}",
+        f"search:     {search}; scheduler {sched}",
+        f"selection:  best epoch of the {selection} metric: {metrics}, reported as 'score'",
+        f"seeds:      best config of each unit rerun with seeds {' '.join(map(str, cfg.seeds))}",
+        f"resources:  {resources or default_resources}",
+        f"data root:  {plan.data_root}",
+    ]
+    if cfg.set:
+        lines.append(f"fixed:      {cfg.set}")
+    if cfg.address:
+        lines.append(f"cluster:    {cfg.address}")
+    lines.append("")
+    for i, unit in enumerate(plan.units, 1):
+        n = unit.n_trials(cfg)
+        lines.append(f"[{i}] {unit.key} ({unit.task}): {n} search trials x <= {cfg.max_epochs} epochs, "
+                     f"then {len(cfg.seeds)} seed runs")
+        files = ", ".join(Path(f).name for f in unit.space.files) or "(no search-space file)"
+        lines.append(f"    space from {files}:")
+        lines += [f"      {line}" for line in unit.space.describe()]
+    n_seed = len(plan.units) * len(cfg.seeds)
+    lines.append("")
+    lines.append(f"total: {plan.total_trials} search trials (<= {plan.total_trials * cfg.max_epochs} "
+                 f"epochs) + {n_seed} seed runs ({n_seed * cfg.max_epochs} epochs)")
+    if cfg.search == "grid" and len({u.n_trials(cfg) for u in plan.units}) > 1:
+        lines.append("note: grid sizes differ between methods, so their search budgets differ "
+                     "(--search optuna gives every method the same number of trials)")
+    return "\n".join(lines)
+
+
+def grid_trial_count(unit: Unit) -> int:
+    """Trials Tune's own variant generator makes of the unit's grid (checks :meth:`grid_size`)."""
+    from ray.tune.search.variant_generator import generate_variants
+
+    from deca_tune.search.spaces import grid_space
+
+    return sum(1 for _ in generate_variants({**unit.spec, **grid_space(unit.space)}))
+
+
+__all__ = ["Plan", "Unit", "build_plan", "build_units", "describe", "grid_trial_count"]

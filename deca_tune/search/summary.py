@@ -1,0 +1,211 @@
+"""Turn Tune results into the summary tables of an experiment folder (docs/architecture.md).
+
+- ``summary/search_trials.csv``: every search trial: unit, trial id, status, error, epochs,
+  best epoch, ``score`` (best selection metric), ``selection_metric``, seconds, ``is_best``,
+  and its configuration as ``config/<key>`` columns.
+- ``summary/seed_runs.csv``: one row per (data set, backbone, method, seed): status, the
+  configuration (``config/<key>``), and the metrics of the run's best epoch (the epoch that
+  ``Trainer.fit`` restores, chosen on the selection metric, never on test).
+- ``summary/curves.csv``: one row per (data set, backbone, method, seed, epoch): every metric.
+- ``summary/summary.csv``: per unit, ``n_seeds`` (finished), ``seeds``, ``missing_seeds`` and
+  ``<metric>/mean``, ``<metric>/std`` (sample std, ddof=1) over the finished seeds.
+
+Status values: ``completed`` (ran to the end or the trainer's own early stopping), ``stopped``
+(ASHA ended it early), ``error`` (raised, e.g. a non-finite loss; the message is in ``error``).
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from deca_tune.search.plan import Unit
+
+UNIT_KEYS = ["task", "dataset", "backbone", "method"]
+#: Tune's bookkeeping columns, left out of the curves
+_TUNE_COLUMNS = {"timestamp", "checkpoint_dir_name", "should_checkpoint", "done", "training_iteration",
+                 "trial_id", "date", "time_this_iter_s", "time_total_s", "pid", "hostname", "node_ip",
+                 "time_since_restore", "iterations_since_restore", "logdir", "worker_pid",
+                 "setup_seconds", "selection_metric", "trainer_finished", "device", "gpu_ids", "restored_from"}
+
+
+def _flat_config(config: dict[str, Any]) -> dict[str, Any]:
+    out = {}
+    for k, v in config.items():
+        out[f"config/{k}"] = json.dumps(v, sort_keys=True) if isinstance(v, (dict, list)) else v
+    return out
+
+
+def _first_line(error: BaseException | None) -> str:
+    if error is None:
+        return ""
+    text = str(error).strip() or type(error).__name__
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    # Ray wraps the trial's exception; its last line holds the original message
+    return lines[-1][:500] if lines else type(error).__name__
+
+
+def _curve(result: Any) -> pd.DataFrame:
+    df = result.metrics_dataframe
+    if df is None or df.empty or "epoch" not in df:
+        return pd.DataFrame()
+    df = df[[c for c in df.columns if c not in _TUNE_COLUMNS and not str(c).startswith("config/")]]
+    # a trial resumed from a checkpoint may report an epoch twice: keep the latest report
+    df = df.drop_duplicates(subset="epoch", keep="last").sort_values("epoch").reset_index(drop=True)
+    for col in ("epoch", "best_epoch"):
+        if col in df:
+            df[col] = df[col].astype("Int64")
+    return df
+
+
+def _status(result: Any, max_epochs: int) -> str:
+    if result.error is not None:
+        return "error"
+    last = result.metrics or {}
+    if last.get("trainer_finished") or int(last.get("epoch", 0) or 0) >= max_epochs:
+        return "completed"
+    return "stopped" if last else "error"
+
+
+def _int(value: Any) -> int | None:
+    return None if value is None or (isinstance(value, float) and math.isnan(value)) else int(value)
+
+
+def _unit_cols(unit: Unit) -> dict[str, Any]:
+    return {"task": unit.task, "dataset": unit.dataset, "backbone": unit.backbone, "method": unit.method}
+
+
+def search_rows(unit: Unit, grid: Any, experiment_dir: Path) -> list[dict[str, Any]]:
+    """One row per search trial of ``unit`` (``grid``: its ``ResultGrid``)."""
+    rows = []
+    for result in grid:
+        last = result.metrics or {}
+        config = result.config or {}
+        curve = _curve(result)
+        rows.append({
+            **_unit_cols(unit),
+            "trial_id": last.get("trial_id") or Path(result.path).name,
+            "status": _status(result, int(config.get("max_epochs", 0))),
+            "error": _first_line(result.error),
+            "epochs": int(curve["epoch"].max()) if not curve.empty else 0,
+            "best_epoch": _int(last.get("best_epoch")),
+            "score": last.get("score"),
+            "selection_metric": last.get("selection_metric"),
+            "seconds": last.get("time_total_s"),
+            "device": last.get("device"),
+            "is_best": False,
+            "path": str(Path(result.path).relative_to(experiment_dir))
+            if Path(result.path).is_relative_to(experiment_dir) else result.path,
+            **_flat_config(config),
+        })
+    return rows
+
+
+def pick_best(grid: Any) -> Any | None:
+    """The trial with the highest ``score`` among those without error (first one on ties)."""
+    best, best_score = None, -math.inf
+    for result in grid:
+        score = (result.metrics or {}).get("score")
+        if result.error is None and score is not None and math.isfinite(score) and score > best_score:
+            best, best_score = result, score
+    return best
+
+
+def seed_rows(unit: Unit, grid: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(rows of seed_runs.csv, rows of curves.csv) for the seed reruns of ``unit``."""
+    runs, curves = [], []
+    for result in grid:
+        config = result.config or {}
+        seed = config.get("seed")
+        curve = _curve(result)
+        last = result.metrics or {}
+        row = {**_unit_cols(unit), "seed": seed, "status": _status(result, int(config.get("max_epochs", 0))),
+               "error": _first_line(result.error), "epochs": int(curve["epoch"].max()) if not curve.empty else 0,
+               "best_epoch": _int(last.get("best_epoch")), "selection_metric": last.get("selection_metric"),
+               "seconds": last.get("time_total_s"), "device": last.get("device"), **_flat_config(config)}
+        if not curve.empty:
+            best_epoch = last.get("best_epoch")
+            at_best = curve[curve["epoch"] == best_epoch] if best_epoch is not None else curve.iloc[0:0]
+            if not at_best.empty:
+                row.update({k: v for k, v in at_best.iloc[0].items() if k not in ("epoch", "best_epoch")})
+            for rec in curve.to_dict("records"):
+                curves.append({**_unit_cols(unit), "seed": seed, "trial_id": Path(result.path).name, **rec})
+        runs.append(row)
+    runs.sort(key=lambda r: (r["seed"] is None, r["seed"]))
+    return runs, curves
+
+
+def summarise(runs: pd.DataFrame, expected_seeds: list[int]) -> pd.DataFrame:
+    """Mean and sample std (ddof=1) over the finished seeds of every unit."""
+    if runs.empty:
+        return pd.DataFrame()
+    metric_cols = [c for c in runs.columns
+                   if "/" in c and not c.startswith("config/") and pd.api.types.is_numeric_dtype(runs[c])]
+    metric_cols += [c for c in ("loss", "score") if c in runs.columns]
+    out = []
+    for keys, group in runs.groupby(UNIT_KEYS, sort=False):
+        ok = group[group["status"] != "error"]
+        done = sorted(int(s) for s in ok["seed"].dropna())
+        row = dict(zip(UNIT_KEYS, keys))
+        row.update({"n_seeds": len(done), "seeds": " ".join(map(str, done)),
+                    "missing_seeds": " ".join(str(s) for s in expected_seeds if s not in done)})
+        for col in metric_cols:
+            values = pd.to_numeric(ok[col], errors="coerce").dropna()
+            row[f"{col}/mean"] = values.mean() if len(values) else math.nan
+            row[f"{col}/std"] = values.std(ddof=1) if len(values) > 1 else math.nan
+        out.append(row)
+    return pd.DataFrame(out)
+
+
+def write_summary(experiment_dir: Path, search: list[dict], runs: list[dict], curves: list[dict],
+                  expected_seeds: list[int]) -> dict[str, pd.DataFrame]:
+    """Write the four CSVs under ``summary/``; returns the frames."""
+    folder = experiment_dir / "summary"
+    folder.mkdir(parents=True, exist_ok=True)
+    frames = {"search_trials": pd.DataFrame(search), "seed_runs": pd.DataFrame(runs),
+              "curves": pd.DataFrame(curves)}
+    frames["summary"] = summarise(frames["seed_runs"], expected_seeds)
+    for name, frame in frames.items():
+        frame.to_csv(folder / f"{name}.csv", index=False)
+    return frames
+
+
+def _ks(summary: pd.DataFrame, split: str, metric: str) -> list[int]:
+    ks = sorted({int(c.split("@")[1].split("/")[0]) for c in summary.columns
+                 if c.startswith(f"{split}/{metric}@") and c.endswith("/mean")})
+    return sorted({ks[0], ks[-1]}) if ks else []
+
+
+def format_table(summary: pd.DataFrame, split: str = "test_clean") -> str:
+    """The printed three-seed table: mean ± std of the clean-test metrics, one line per unit.
+
+    Recommendation: Recall and NDCG at the smallest and largest K (ML-100K: 3 and 20, as in the
+    paper's Table 2); image: accuracy.
+    """
+    if summary.empty:
+        return "(no finished seed runs)"
+    cols: list[str] = []
+    for metric in ("recall", "ndcg"):
+        cols += [f"{split}/{metric}@{k}" for k in _ks(summary, split, metric)]
+    cols += [c[:-5] for c in summary.columns if c.endswith("/accuracy/mean") and c.startswith("test")]
+    header = ["data set", "backbone", "method", "seeds"] + [c.split("/", 1)[1] for c in cols]
+    lines = []
+    for _, row in summary.iterrows():
+        cells = [row["dataset"], row["backbone"], row["method"], str(row["n_seeds"])]
+        for c in cols:
+            mean, std = row.get(f"{c}/mean"), row.get(f"{c}/std")
+            if mean is None or not math.isfinite(mean):
+                cells.append("-")
+            elif std is None or not math.isfinite(std):
+                cells.append(f"{mean:.4f}")
+            else:
+                cells.append(f"{mean:.4f} ± {std:.4f}")
+        lines.append(cells)
+    widths = [max(len(str(r[i])) for r in [header, *lines]) for i in range(len(header))]
+    fmt = lambda r: "  ".join(str(v).ljust(w) for v, w in zip(r, widths))  # noqa: E731
+    title = f"{split.replace('_', ' ')} metrics, mean ± std over seeds (best epoch on "
+    title += "validation, per seed)"
+    return "\n".join([title, fmt(header), fmt(["-" * w for w in widths]), *map(fmt, lines)])

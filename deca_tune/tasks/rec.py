@@ -1,0 +1,57 @@
+"""The recommendation family: binary implicit feedback, full-ranking Recall / NDCG@K."""
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from deca_tune.data.registry import REC_DATASETS
+from deca_tune.methods.registry import REC_METHODS
+from deca_tune.models.registry import REC_BACKBONES
+from deca_tune.tasks import TASKS
+from deca_tune.tasks.base import SpecError, Task, check_range
+
+#: the K of the selection metric (NDCG@20, paper 5.1.2)
+SELECTION_K = 20
+
+DEFAULTS: dict[str, Any] = {
+    "dataset": "ml-100k", "backbone": "gmf", "method": "normal", "max_epochs": 20,
+    "lr": 1e-3, "batch_size": 2048,
+    "l2": 0.1,  # the paper's lambda: the loop adds l2 / (2 n_users) * ||theta||^2 (authors' scaling)
+    "neg_ratio": 1,  # sampled negatives per training positive
+    "sampler": None,  # negative sampler (deca_tune.data.sampling.SAMPLERS); None = the method's own
+    "eval_batch_users": 1024,  # users scored at once in full-ranking evaluation
+}
+
+
+def build_split(spec: Mapping[str, Any]) -> Any:
+    """The :class:`~deca_tune.data.interactions.RecSplit` of ``spec`` (a rec loader returns it
+    ready to train on; ``deca_tune.data.load_split`` caches it)."""
+    from deca_tune.data.loading import load_dataset
+
+    return load_dataset("rec", spec["dataset"], data_root=spec.get("data_root"),
+                        download=bool(spec.get("download", True)),
+                        verify=bool(spec.get("verify_checksums", True)),
+                        **(spec.get("dataset_options") or {}))
+
+
+def check(spec: Mapping[str, Any]) -> None:
+    if spec.get("sampler") is not None:
+        from deca_tune.data.sampling import SAMPLERS
+
+        if spec["sampler"] not in SAMPLERS:
+            raise SpecError("sampler", f"unknown negative sampler {spec['sampler']!r}; choose one of: "
+                                       f"{', '.join(SAMPLERS.names())}")
+    check_range(spec, "l2", 0)
+    check_range(spec, "neg_ratio", 1, integer=True)
+    check_range(spec, "eval_batch_users", 1, integer=True)
+
+
+REC = TASKS.register("rec")(Task(
+    name="rec", title="recommendation",
+    datasets=REC_DATASETS, backbones=REC_BACKBONES, methods=REC_METHODS,
+    defaults=DEFAULTS,
+    trainer="deca_tune.training.rec_trainer:RecTrainer",
+    split_builder="deca_tune.tasks.rec:build_split", split_keys=(),
+    backbone_builder="deca_tune.models.rec:build_backbone",
+    metric=f"ndcg@{SELECTION_K}",
+    checks=(check,),
+))
