@@ -150,9 +150,12 @@ def test_ml100k_paper_counts(shared_data):
     assert np.isin(_key(s.valid, s.n_items), _key(s.test, s.n_items)).all()
     assert np.isin(_key(s.test_clean, s.n_items), _key(s.test, s.n_items)).all()
     assert set(np.unique(s.train_rating)) == {1, 2, 3, 4, 5}
-    d = load_dataset("rec", "ml-100k-paper", data_root=str(shared_data), download=False,
-                         disjoint_test=True)
-    assert (len(d.test), len(d.test_clean), d.valid_in_test) == (10_392, 1_887, False)
+    # the default protocol drops (and masks) the validation pairs inside the test files
+    sets = s.evaluation_sets("default")
+    assert (len(sets["test"][0]), len(sets["test_clean"][0])) == (10_392, 1_887)
+    assert (s.stats()["test_pairs_in_valid"], s.stats()["test_clean_pairs_in_valid"]) == (9_901, 1_707)
+    paper = s.evaluation_sets("paper")  # the authors' files and masks, untouched
+    assert (len(paper["test"][0]), len(paper["test_clean"][0])) == (20_293, 3_594)
 
 
 def test_modcloth_paper_counts(shared_data):

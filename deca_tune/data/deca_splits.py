@@ -24,13 +24,13 @@ Modcloth (no ``valid.noisy`` file)
   - ``test.noisy``: 9,989, disjoint from validation -> ``test`` (``valid_in_test=False``)
   - ``test.negative``: 5,433 = the rating-5 rows of ``test.noisy`` -> ``test_clean``
 
-Evaluation quirk: the authors' code masks every ``valid.rating`` item when ranking for the test
+Evaluation: the authors' code masks every ``valid.rating`` item when ranking for the test
 sets. ``RecSplit.test_mask("paper")`` masks ``valid_clean``, which is exactly ``valid.rating``
-for ML-100K; for Modcloth ``valid.rating`` is the whole ``valid`` set, which the default
-protocol already masks (``meta["paper_masks"]`` names the split the authors masked).
-
-Option ``disjoint_test=True`` removes the validation rows from the ML-100K test sets (a protocol
-that does not score validation items as test items); the default keeps the files as published.
+for ML-100K; for Modcloth ``valid.rating`` is the whole ``valid`` set (``meta["paper_masks"]``
+names the split the authors masked). The files are kept as published; under the default protocol
+``RecSplit.evaluation_sets`` removes the validation pairs from the ML-100K test sets and masks
+them (so nothing selection saw counts at test time), under ``--protocol paper`` it keeps the
+authors' rule.
 """
 from __future__ import annotations
 
@@ -103,13 +103,7 @@ def fetch_split_files(dataset: str, root: Path, download: bool = True,
     return paths
 
 
-def _minus(a: np.ndarray, b: np.ndarray, n_items: int) -> np.ndarray:
-    """Rows of pair array ``a`` that are not in ``b`` (vectorised set difference)."""
-    return a[~np.isin(a[:, 0] * n_items + a[:, 1], b[:, 0] * n_items + b[:, 1])]
-
-
-def load_deca_split(dataset: str, root: Path, download: bool = True, verify: bool = True,
-                    disjoint_test: bool = False) -> RecSplit:
+def load_deca_split(dataset: str, root: Path, download: bool = True, verify: bool = True) -> RecSplit:
     """Read the DeCA authors' files for ``dataset`` (``ml-100k`` or ``modcloth``)."""
     paths = fetch_split_files(dataset, root, download=download, verify=verify)
     frames = {part: read_table(p, ["user", "item", "rating"], sep="\t") for part, p in paths.items()}
@@ -124,9 +118,6 @@ def load_deca_split(dataset: str, root: Path, download: bool = True, verify: boo
         valid_clean = valid[frames["valid.rating"]["rating"].to_numpy() >= CLEAN_RATING]
         valid_in_test = False
     test, test_clean = arr["test.noisy"], arr["test.negative"]
-    if disjoint_test and valid_in_test:
-        test, test_clean = _minus(test, valid, n_items), _minus(test_clean, valid, n_items)
-        valid_in_test = False
     return RecSplit(
         name=f"{dataset}-paper", n_users=n_users, n_items=n_items,
         train=arr["train.rating"], valid=valid, valid_clean=valid_clean,
@@ -137,16 +128,14 @@ def load_deca_split(dataset: str, root: Path, download: bool = True, verify: boo
         meta={"source": f"https://github.com/wangyu-ustc/DeCA/tree/HEAD/data/{dataset}",
               "files": {str(p): SHA256[dataset][part] if verify else None
                         for part, p in paths.items()},
-              "disjoint_test": disjoint_test,
               "paper_masks": "valid_clean" if dataset == "ml-100k" else "valid"},
     )
 
 
 @REC_DATASETS.register("ml-100k-paper")
-def load_ml100k_paper(root: Path, download: bool = True, verify: bool = True,
-                      disjoint_test: bool = False) -> RecSplit:
+def load_ml100k_paper(root: Path, download: bool = True, verify: bool = True) -> RecSplit:
     """The DeCA authors' ML-100K split (the split behind the paper's Table 2)."""
-    return load_deca_split("ml-100k", root, download, verify, disjoint_test)
+    return load_deca_split("ml-100k", root, download, verify)
 
 
 @REC_DATASETS.register("modcloth-paper")

@@ -45,19 +45,34 @@ class RecSplit:
     def test_mask(self, protocol: str = "default") -> np.ndarray:
         """Pairs to exclude from the ranking when scoring the test sets.
 
-        ``default``: training items, plus validation items when they are disjoint from the test
-        set. ``paper``: the DeCA authors' quirk, training items plus clean validation items.
+        ``default``: training and validation pairs (a validation pair is never ranked, nor
+        counted, at test time: see :meth:`evaluation_sets`). ``paper``: the DeCA authors' rule,
+        training pairs plus the pairs of their ``valid.rating`` file (clean validation on
+        ML-100K, all validation on Modcloth: ``meta["paper_masks"]``).
         """
         if protocol == "paper":
-            # the authors mask their `valid.rating` file: rating-5 items on ML-100K, but every
-            # validation item on Modcloth (loaders say which through meta["paper_masks"])
             held = self.valid if self.meta.get("paper_masks") == "valid" else self.valid_clean
             return np.concatenate([self.train, held])
         if protocol != "default":
             raise ValueError(f"unknown protocol {protocol!r}; choose one of: default, paper")
-        if self.valid_in_test:
-            return self.train
         return np.concatenate([self.train, self.valid])
+
+    def evaluation_sets(self, protocol: str = "default") -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """``{split: (relevant pairs, masked pairs)}`` for ``valid``, ``valid_clean``, ``test``,
+        ``test_clean`` under ``protocol``.
+
+        ``default`` keeps every test split disjoint from validation: where a loader's test files
+        contain the validation pairs (the DeCA authors' ML-100K: 9,901 of 20,293 noisy and 1,707 of
+        3,594 clean test pairs; Adressa files may do the same), those pairs are removed from the
+        relevant test sets and masked, so nothing model selection or the search saw counts at test
+        time. ``paper`` keeps the authors' files and masks as they are (their Table 2 protocol).
+        """
+        mask = self.test_mask(protocol)
+        test, test_clean = self.test, self.test_clean
+        if protocol == "default":
+            test, test_clean = minus(test, self.valid, self.n_items), minus(test_clean, self.valid, self.n_items)
+        return {"valid": (self.valid, self.train), "valid_clean": (self.valid_clean, self.train),
+                "test": (test, mask), "test_clean": (test_clean, mask)}
 
     def fingerprint(self) -> str:
         """SHA-256 over the interactions a ``normal`` run reads (train, and valid for selection):
@@ -69,7 +84,8 @@ class RecSplit:
         return h.hexdigest()
 
     def stats(self) -> dict:
-        """The paper's Table 1 statistics for this split (plus the size of every part), and the
+        """The paper's Table 1 statistics for this split (plus the size of every part, how many test
+        pairs are validation pairs), and the
         rows the loader dropped (``dropped_*``: integer counts the loader put in ``meta``, e.g.
         ``dropped_duplicates``, ``dropped_unseen_item_valid``, ``dropped_unseen_item_test``)."""
         n_all = len(self.train) + len(self.valid) + len(self.test)
@@ -87,7 +103,19 @@ class RecSplit:
             "test": int(len(self.test)),
             "valid_clean": int(len(self.valid_clean)),
             "test_clean": int(len(self.test_clean)),
+            # validation pairs inside the test files: removed from the test sets (and masked)
+            # under the default protocol, kept under --protocol paper (evaluation_sets)
+            "test_pairs_in_valid": int(len(self.test) - len(minus(self.test, self.valid, self.n_items))),
+            "test_clean_pairs_in_valid": int(len(self.test_clean)
+                                             - len(minus(self.test_clean, self.valid, self.n_items))),
             "interactions": int(n_all),
             "sparsity": round(1.0 - n_all / float(self.n_users * self.n_items), 5),
             **dropped,
         }
+
+
+def minus(a: np.ndarray, b: np.ndarray, n_items: int) -> np.ndarray:
+    """Rows of pair array ``a`` that are not in ``b`` (vectorised set difference)."""
+    if not len(a) or not len(b):
+        return a
+    return a[~np.isin(a[:, 0] * n_items + a[:, 1], b[:, 0] * n_items + b[:, 1])]

@@ -49,6 +49,7 @@ class RecTrainer(EpochTrainer):
         self.l2_weight = float(s["l2"]) / (2.0 * self.split.n_users)
         #: pairs never ranked when scoring the test splits (the protocol's mask)
         self.test_mask = self.split.test_mask(s["protocol"])
+        self._eval_sets = self.split.evaluation_sets(s["protocol"])
 
     # ------------------------------------------------------------------ training
     def batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
@@ -72,12 +73,10 @@ class RecTrainer(EpochTrainer):
 
     # ---------------------------------------------------------------- evaluation
     def eval_masks(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        """``{split: (relevant pairs, masked pairs)}`` of every non-empty evaluation split."""
-        split = self.split
-        masks = {"valid": split.train, "valid_clean": split.train,
-                 "test": self.test_mask, "test_clean": self.test_mask}
-        return {name: (getattr(split, name), masks[name]) for name in EVAL_SPLITS
-                if len(getattr(split, name))}
+        """``{split: (relevant pairs, masked pairs)}`` of every non-empty evaluation split under
+        the spec's protocol (``RecSplit.evaluation_sets``: the default protocol never counts a
+        validation pair at test time)."""
+        return {name: self._eval_sets[name] for name in EVAL_SPLITS if len(self._eval_sets[name][0])}
 
     @torch.no_grad()
     def evaluate(self) -> dict[str, float]:
