@@ -10,6 +10,7 @@ BENCHMARKS = {
     "denoising": "deca_tune.bench.denoising",
     "images": "deca_tune.bench.images",
     "search": "deca_tune.bench.search",
+    "scale": "deca_tune.bench.scale",
 }
 
 

@@ -27,8 +27,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m deca_tune.data",
                                      description="Inspect the data sets of both task families.")
     sub = parser.add_subparsers(dest="command", required=True)
+    from deca_tune.data.custom_csv import CSV_OPTIONS_HELP
+
     describe = sub.add_parser("describe", help="print the statistics of a data set's split as JSON",
                               description=__doc__.split("\n\n")[1],
+                              epilog="Options of the csv data set (your own ratings file):\n\n"
+                                     + CSV_OPTIONS_HELP,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
     describe.add_argument("name", help="a recommendation or image data set (an unknown name lists them)")
     describe.add_argument("--data-root", default=None,

@@ -106,3 +106,99 @@ def load_synthetic(root: Path | None = None, download: bool = True, *, n_users: 
             "dropped_unseen_item_test": int(((parts == TEST) & ~keep).sum()),
         },
     )
+
+
+# --------------------------------------------------------------------------- large files
+#: rows generated (and written) per chunk by :func:`write_synthetic_csv`: bounds its memory
+CHUNK_ROWS = 1_000_000
+
+
+def synthetic_sizes(n_interactions: int, n_users: int | None = None,
+                    n_items: int | None = None) -> tuple[int, int]:
+    """Default users and items for ``n_interactions`` rows: 40 rows per user, 80 per item
+    (ML-100K has 106 and 59), so the sizes grow in proportion."""
+    n = int(n_interactions)
+    return (int(n_users) if n_users else max(10, n // 40),
+            int(n_items) if n_items else max(10, n // 80))
+
+
+def iter_synthetic_rows(n_interactions: int, *, n_users: int | None = None,
+                        n_items: int | None = None, noise_rate: float = 0.25,
+                        pop_skew: float = 1.0, seed: int = 0, chunk_rows: int = CHUNK_ROWS):
+    """Chunks (``pandas.DataFrame`` with ``user, item, rating, timestamp``; integer ids) of a
+    synthetic ratings file of exactly ``n_interactions`` rows, at any size in linear time and
+    memory bounded by ``chunk_rows``.
+
+    The story is a sparse cousin of ``synthetic``'s: items belong to topics of about 1,000 items
+    and have log-normal popularity (``pop_skew``); every user has a favourite topic and a
+    log-normal activity (at least one row). A row is a *liked* click (an item of the user's
+    topic, by popularity; rating 4 or 5) or, with probability ``noise_rate``, a *noise* click
+    (any item, by popularity; mostly rated 1-3, sometimes 4). Times are random over three years.
+    Repeated (user, item) pairs happen, as in real logs. Deterministic for a seed and chunk size.
+    """
+    import pandas as pd
+
+    n = int(n_interactions)
+    n_users, n_items = synthetic_sizes(n, n_users, n_items)
+    if n < n_users:
+        raise ValueError(f"synthetic file: {n} rows cannot give each of {n_users} users one")
+    rng = np.random.default_rng([int(seed), 0])
+    n_topics = max(1, n_items // 1000)
+    item_topic = rng.integers(n_topics, size=n_items)
+    pop = np.exp(pop_skew * rng.normal(size=n_items))
+    user_topic = rng.integers(n_topics, size=n_users)
+    activity = np.exp(0.8 * rng.normal(size=n_users))
+    counts = 1 + rng.multinomial(n - n_users, activity / activity.sum())
+    # items sorted by topic; topic t covers (t, t + 1] of the cumulative weights
+    by_topic = np.argsort(item_topic, kind="stable")
+    topic_sorted, pop_sorted = item_topic[by_topic], pop[by_topic]
+    topic_total = np.bincount(topic_sorted, weights=pop_sorted, minlength=n_topics)
+    within = (np.cumsum(pop_sorted) - np.r_[0, np.cumsum(topic_total)][topic_sorted]) / topic_total[topic_sorted]
+    topic_cum = topic_sorted + within
+    topic_cum[-1] = n_topics  # guard the last bound against rounding
+    global_cum = np.cumsum(pop) / pop.sum()
+    global_cum[-1] = 1.0
+    ends = np.cumsum(counts)
+    user_lo = 0
+    chunk = 0
+    while user_lo < n_users:
+        row_lo = ends[user_lo - 1] if user_lo else 0
+        user_hi = int(np.searchsorted(ends, row_lo + chunk_rows, side="right"))
+        user_hi = min(max(user_hi, user_lo + 1), n_users)
+        crng = np.random.default_rng([int(seed), 1, chunk])
+        users = np.repeat(np.arange(user_lo, user_hi), counts[user_lo:user_hi])
+        m = len(users)
+        noisy = crng.random(m) < noise_rate
+        liked_pick = np.minimum(np.searchsorted(topic_cum, user_topic[users] + crng.random(m)),
+                                n_items - 1)
+        items = np.where(noisy, np.minimum(np.searchsorted(global_cum, crng.random(m)), n_items - 1),
+                         by_topic[liked_pick])
+        rating = np.where(noisy, crng.choice([1, 2, 3, 4], size=m, p=[0.2, 0.3, 0.35, 0.15]),
+                          crng.choice([4, 5], size=m, p=[0.4, 0.6]))
+        times = 1_500_000_000 + crng.integers(0, 3 * 365 * 86_400, size=m)
+        order = crng.permutation(m)
+        yield pd.DataFrame({"user": users[order], "item": items[order],
+                            "rating": rating[order], "timestamp": times[order]})
+        user_lo, chunk = user_hi, chunk + 1
+
+
+def write_synthetic_csv(path: str | Path, n_interactions: int, *, text_ids: bool = True,
+                        sep: str = ",", **options) -> dict:
+    """Write :func:`iter_synthetic_rows` as a ratings file with the header
+    ``user,item,rating,timestamp`` (ids ``u12``/``i7`` with ``text_ids``, else integers) for the
+    ``csv`` data set. Returns ``{"path", "rows", "users", "items", "bytes"}``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rows = 0
+    tmp = path.with_name(path.name + ".part")
+    with open(tmp, "w", newline="") as fh:
+        for i, frame in enumerate(iter_synthetic_rows(n_interactions, **options)):
+            if text_ids:
+                frame = frame.assign(user="u" + frame["user"].astype(str),
+                                     item="i" + frame["item"].astype(str))
+            frame.to_csv(fh, sep=sep, header=i == 0, index=False, lineterminator="\n")
+            rows += len(frame)
+    tmp.replace(path)
+    n_users, n_items = synthetic_sizes(n_interactions, options.get("n_users"), options.get("n_items"))
+    return {"path": str(path), "rows": rows, "users": n_users, "items": n_items,
+            "bytes": path.stat().st_size}

@@ -63,23 +63,26 @@ class DeCABase(RecMethod):
         self.h_prime = self.make_backbone(s["h_backbone"], seed=derive_seed(seed, "h_prime"))
 
     # the prior / auxiliary model -------------------------------------------------------------
-    def prior_logits(self, users: torch.Tensor, pos: torch.Tensor,
-                     neg: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def prior_logits(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor,
+                     neg_users: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         raise NotImplementedError
 
     def subtask(self, step: int) -> str:
         return self.subtask_only or ("dp" if step % 2 == 0 else "dn")
 
-    def batch_loss(self, users, pos, neg, step):
+    def batch_loss(self, users, pos, neg, step, neg_users=None):
+        """``neg_users`` given (rows batching, the authors' CDAE): the negatives are entries of the
+        batch matrix with their own users, and the loss is mean_pos + mean_neg without the
+        ``ratio`` factor, as the authors' CDAE branch (train.py:260-298)."""
         subtask = self.subtask(step)
-        f_pos, f_neg = pair_logits(self.f, users, pos, neg)
-        g_pos, g_neg = self.prior_logits(users, pos, neg)
+        f_pos, f_neg = pair_logits(self.f, users, pos, neg, neg_users)
+        g_pos, g_neg = self.prior_logits(users, pos, neg, neg_users)
         active, other = (self.h, self.h_prime) if subtask == "dp" else (self.h_prime, self.h)
-        n_pos, n_neg = pair_logits(active, users, pos, neg)
+        n_pos, n_neg = pair_logits(active, users, pos, neg, neg_users)
         sig = torch.sigmoid
         loss, parts = deca_loss(sig(f_pos), sig(f_neg), sig(g_pos), sig(g_neg), sig(n_pos),
                                 sig(n_neg), subtask, alpha=self.alpha, c_dp=self.c_dp,
-                                c_dn=self.c_dn, ratio=neg.shape[1])
+                                c_dn=self.c_dn, ratio=neg.shape[1] if neg_users is None else 1.0)
         with torch.no_grad():
             active_mean = float(sig(n_pos).mean())
             other_mean = float(sig(other(users, pos)).mean())
@@ -111,19 +114,18 @@ class DeCA(DeCABase):
         self.g: nn.Module = self.make_backbone(self.spec["aux_backbone"],
                                                seed=derive_seed(int(self.spec["seed"]), "g"))
 
-    def prior_logits(self, users, pos, neg):
-        return pair_logits(self.g, users, pos, neg)
+    def prior_logits(self, users, pos, neg, neg_users=None):
+        return pair_logits(self.g, users, pos, neg, neg_users)
 
 
-@REC_METHODS.register("deca-dp")
-class DeCAOnlyDP(DeCA):
-    """DeCA with the DP sub-task only (Table 5)."""
+def register_ablations(cls: type, name: str) -> None:
+    """Table 5's ablations of ``cls``: ``<name>-dp`` and ``<name>-dn`` run one sub-task (DP or
+    DN) on every mini-batch instead of alternating."""
+    for sub in SUBTASKS:
+        doc = f"{cls.__name__} with the {sub.upper()} sub-task only (Table 5)."
+        variant = type(f"{cls.__name__}Only{sub.upper()}", (cls,), {"subtask_only": sub, "__doc__": doc,
+                                                                    "__module__": cls.__module__})
+        REC_METHODS.register(f"{name}-{sub}")(variant)
 
-    subtask_only = "dp"
 
-
-@REC_METHODS.register("deca-dn")
-class DeCAOnlyDN(DeCA):
-    """DeCA with the DN sub-task only (Table 5)."""
-
-    subtask_only = "dn"
+register_ablations(DeCA, "deca")

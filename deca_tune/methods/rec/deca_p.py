@@ -24,7 +24,7 @@ from torch import nn
 
 from deca_tune.methods.registry import REC_METHODS
 from deca_tune.methods.base import PRETRAIN_DEFAULTS, PretrainFn, pretrain_overrides
-from deca_tune.methods.rec.deca import DeCABase
+from deca_tune.methods.rec.deca import DeCABase, register_ablations
 from deca_tune.methods.rec.normal import pair_logits
 
 
@@ -49,9 +49,9 @@ class DeCAP(DeCABase):
         self.g.eval()
         return self
 
-    def prior_logits(self, users, pos, neg):
+    def prior_logits(self, users, pos, neg, neg_users=None):
         with torch.no_grad():
-            return pair_logits(self.g, users, pos, neg)
+            return pair_logits(self.g, users, pos, neg, neg_users)
 
     @torch.no_grad()
     def clean_probability(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
@@ -63,15 +63,4 @@ class DeCAP(DeCABase):
         return self.f(users, items)
 
 
-@REC_METHODS.register("deca_p-dp")
-class DeCAPOnlyDP(DeCAP):
-    """DeCA(p) with the DP sub-task only (Table 5)."""
-
-    subtask_only = "dp"
-
-
-@REC_METHODS.register("deca_p-dn")
-class DeCAPOnlyDN(DeCAP):
-    """DeCA(p) with the DN sub-task only (Table 5)."""
-
-    subtask_only = "dn"
+register_ablations(DeCAP, "deca_p")

@@ -1,0 +1,288 @@
+"""Scale of the bring-your-own-data path: ``python -m deca_tune.bench.scale [--sizes 0.1M,1M,10M]``.
+
+For each size the ``synthetic`` generator writes a ratings file of that many rows
+(:func:`deca_tune.data.synthetic.write_synthetic_csv`: 40 rows per user, 80 per item, text ids
+``u12``/``i7`` unless ``--ids int``), and the ``csv`` data set reads it. Measured, each phase in
+a fresh subprocess so that its peak resident memory (``ru_maxrss``) is its own:
+
+- ``write``: generating and writing the file;
+- ``load_cold``: parsing and splitting it into an empty split cache (and writing the entry);
+- ``load_cached``: the same load again, from the cache;
+- ``train``: one GMF epoch (``normal``, ``max_epochs=1``: the trainer's training time, and the
+  epoch with its four full-ranking evaluations) and one full ranking of every test user over
+  every item (``rank_metrics``, users batched so that a batch's score matrix stays within
+  ``--rank-mb``).
+
+Prints a table and writes JSON (``--out``) with the machine's CPU count and load average.
+Training dominates at scale (each optimiser step touches every embedding: on a 2-core machine
+the 1M epoch took about a minute); ``--phases write,load_cold,load_cached`` measures loading
+only.
+``--tiny`` (or ``--sizes tiny``: 2,000 rows) is for tests. Sizes: ``tiny``, ``0.1M``, ``1M``,
+``10M`` or any count such as ``250k``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+SIZES = {"tiny": 2_000, "0.1M": 100_000, "1M": 1_000_000, "10M": 10_000_000}
+DEFAULT_SIZES = "0.1M,1M,10M"
+PHASES = ("write", "load_cold", "load_cached", "train")
+CSV_OPTIONS = {"user_col": "user", "item_col": "item", "rating_col": "rating",
+               "time_col": "timestamp", "clean": "rating>=4", "split": "random", "seed": 0}
+
+
+def parse_size(text: str) -> tuple[str, int]:
+    """``"1M"`` -> ``("1M", 1_000_000)``; ``"250k"``, ``"2.5M"``, ``"30000"`` and the names of
+    :data:`SIZES` are understood."""
+    text = text.strip()
+    if text in SIZES:
+        return text, SIZES[text]
+    scale = {"k": 1_000, "m": 1_000_000}.get(text[-1:].lower(), 1)
+    try:
+        rows = int(round(float(text[:-1] if scale > 1 else text) * scale))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"size {text!r}: use {', '.join(SIZES)} or a count "
+                                         f"such as 250k") from None
+    if rows < 100:
+        raise argparse.ArgumentTypeError(f"size {text!r}: at least 100 rows")
+    return text, rows
+
+
+def _rss_mb() -> float:
+    """Peak resident memory of this process so far (MiB; Linux reports KiB)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return round(peak / (1024 * 1024 if sys.platform == "darwin" else 1024), 1)
+
+
+def train_one_epoch(csv_path: str, split: Any, *, device: str, eval_batch_users: int
+                    ) -> tuple[Any, dict]:
+    """The one call of the trainer API: a GMF ``normal`` trainer on the file's ``split``, one
+    epoch. Returns (trainer, the epoch's metrics)."""
+    from deca_tune.training import build_trainer
+
+    trainer = build_trainer({
+        "task": "rec", "dataset": "csv", "dataset_options": {"path": csv_path, **CSV_OPTIONS},
+        "backbone": "gmf", "method": "normal", "max_epochs": 1, "seed": 0, "device": device,
+        "eval_batch_users": eval_batch_users,
+    }, split=split)
+    return trainer, trainer.train_epoch()
+
+
+def rank_batch_users(n_items: int, rank_mb: float) -> int:
+    """Users per ranking batch so a batch's matrices (scores, masks: ~16 bytes per item) fit."""
+    return int(max(1, min(8192, rank_mb * 2**20 // max(1, 16 * n_items))))
+
+
+def run_phase(phase: str, csv_path: Path, *, rows: int, text_ids: bool, device: str,
+              rank_mb: float, threads: int) -> dict:
+    """One phase in this process (see the module docstring); returns its measurements.
+    ``*_base_rss_mb`` is the peak memory after the phase's imports, before its work."""
+    import pandas  # noqa: F401  (imported before ``base``: not part of the phase's memory)
+
+    from deca_tune.data import REC_DATASETS
+
+    REC_DATASETS.get("csv")
+    if phase == "train":
+        import torch
+
+        from deca_tune.metrics.ranking import rank_metrics
+        from deca_tune.training import build_trainer  # noqa: F401
+    base = _rss_mb()
+    if phase == "write":
+        from deca_tune.data.synthetic import write_synthetic_csv
+
+        start = time.perf_counter()
+        info = write_synthetic_csv(csv_path, rows, text_ids=text_ids)
+        return {"write_s": round(time.perf_counter() - start, 3), "rows": info["rows"],
+                "users": info["users"], "items": info["items"],
+                "file_mb": round(info["bytes"] / 2**20, 1), "write_rss_mb": _rss_mb(),
+                "write_base_rss_mb": base}
+    if phase in ("load_cold", "load_cached"):
+        loader = REC_DATASETS.get("csv")
+        start = time.perf_counter()
+        split = loader(csv_path.parent, False, path=str(csv_path), **CSV_OPTIONS)
+        seconds = time.perf_counter() - start
+        stats = split.stats()
+        return {f"{phase}_s": round(seconds, 3), f"{phase}_rss_mb": _rss_mb(),
+                f"{phase}_base_rss_mb": base,
+                **({"split_users": stats["users"], "split_items": stats["items"],
+                    "train": stats["train"], "test": stats["test"],
+                    "dropped_duplicates": stats.get("dropped_duplicates")}
+                   if phase == "load_cold" else {})}
+    if phase == "train":
+        if threads > 0:
+            torch.set_num_threads(threads)
+        split = REC_DATASETS.get("csv")(csv_path.parent, False, path=str(csv_path), **CSV_OPTIONS)
+        batch = rank_batch_users(split.n_items, rank_mb)
+        trainer, metrics = train_one_epoch(str(csv_path), split, device=device,
+                                           eval_batch_users=batch)
+        trainer.method.eval()
+        start = time.perf_counter()
+        with torch.no_grad():
+            res = rank_metrics(trainer.method.score_all, split.test, trainer.test_mask,
+                               split.n_users, split.n_items, (20,), batch_users=batch,
+                               device=trainer.device)
+        return {"epoch_train_s": round(float(metrics["train_seconds"]), 3),
+                "epoch_s": round(float(metrics["epoch_seconds"]), 3),
+                "rank_s": round(time.perf_counter() - start, 3), "rank_users": int(res["users"]),
+                "rank_batch_users": batch, "test_ndcg@20": round(float(res["ndcg@20"]), 4),
+                "train_rss_mb": _rss_mb(), "train_base_rss_mb": base,
+                "torch_threads": torch.get_num_threads()}
+    raise ValueError(f"unknown phase {phase!r}; choose one of: {', '.join(PHASES)}")
+
+
+def _phase_in_subprocess(phase: str, csv_path: Path, cache: Path, args: argparse.Namespace,
+                         rows: int) -> dict:
+    cmd = [sys.executable, "-m", "deca_tune.bench.scale", "--phase", phase, "--csv", str(csv_path),
+           "--rows", str(rows), "--ids", args.ids, "--device", args.device,
+           "--rank-mb", str(args.rank_mb), "--threads", str(args.threads)]
+    env = {**os.environ, "DECA_TUNE_CACHE": str(cache)}
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=args.timeout)
+    if out.returncode != 0:
+        tail = (out.stderr or out.stdout).strip().splitlines()[-3:]
+        return {f"{phase}_error": " | ".join(tail) or f"exit status {out.returncode}"}
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def measure_size(label: str, rows: int, workdir: Path, args: argparse.Namespace) -> dict:
+    """Every phase of one size; a failing phase is recorded (``<phase>_error``), not raised."""
+    folder = workdir / label
+    csv_path, cache = folder / "ratings.csv", folder / "cache"
+    shutil.rmtree(cache, ignore_errors=True)
+    row: dict[str, Any] = {"size": label, "rows_requested": rows}
+    for phase in PHASES:
+        if phase not in args.phases and not (phase == "write" and not csv_path.exists()):
+            continue
+        if phase == "write" and csv_path.exists() and args.reuse_files:
+            continue
+        if args.in_process:
+            old = os.environ.get("DECA_TUNE_CACHE")
+            os.environ["DECA_TUNE_CACHE"] = str(cache)
+            try:
+                from deca_tune.data import clear_cache
+
+                clear_cache()
+                result = run_phase(phase, csv_path, rows=rows, text_ids=args.ids == "text",
+                                   device=args.device, rank_mb=args.rank_mb, threads=args.threads)
+            except Exception as exc:  # noqa: BLE001 - recorded in the table
+                result = {f"{phase}_error": f"{type(exc).__name__}: {exc}"}
+            finally:
+                if old is None:
+                    os.environ.pop("DECA_TUNE_CACHE", None)
+                else:
+                    os.environ["DECA_TUNE_CACHE"] = old
+        else:
+            result = _phase_in_subprocess(phase, csv_path, cache, args, rows)
+        row.update(result)
+        if any(k.endswith("_error") for k in result):
+            break
+    return row
+
+
+COLUMNS = ["size", "rows", "users", "items", "file_mb", "write_s", "load_cold_s", "load_cached_s",
+           "load_cold_rss_mb", "load_cold_extra_mb", "epoch_train_s", "epoch_s", "rank_s",
+           "rank_batch_users", "train_rss_mb", "train_extra_mb"]
+
+
+def format_table(rows: list[dict]) -> str:
+    """The results as a Markdown table (``*_extra_mb``: peak memory above the phase's imports)."""
+    import pandas as pd
+
+    table = pd.DataFrame(rows)
+    for phase in ("load_cold", "train"):
+        if f"{phase}_rss_mb" in table and f"{phase}_base_rss_mb" in table:
+            table[f"{phase}_extra_mb"] = (table[f"{phase}_rss_mb"]
+                                          - table[f"{phase}_base_rss_mb"]).round(1)
+    cols = [c for c in COLUMNS if c in table] + [c for c in table if c.endswith("_error")]
+    table = table[cols]
+    try:
+        return table.to_markdown(index=False)
+    except ImportError:
+        return table.to_string(index=False)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m deca_tune.bench.scale", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--sizes", default=DEFAULT_SIZES,
+                   help=f"comma-separated sizes (default {DEFAULT_SIZES}; also: tiny, 250k, ...)")
+    p.add_argument("--tiny", action="store_true", help="only the tiny size (2,000 rows; tests)")
+    p.add_argument("--ids", choices=["text", "int"], default="text",
+                   help="ids in the file: text (u12, i7: the slow case of old) or integers")
+    p.add_argument("--device", default="cpu", help="torch device of the epoch and the ranking")
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    p.add_argument("--rank-mb", type=float, default=256.0,
+                   help="memory budget of one full-ranking batch (MiB; default 256)")
+    p.add_argument("--workdir", default=None,
+                   help="folder for the files and caches (default: a temporary folder, removed)")
+    p.add_argument("--keep-files", action="store_true", help="keep the temporary folder")
+    p.add_argument("--reuse-files", action="store_true",
+                   help="reuse ratings files already in --workdir (no write phase)")
+    p.add_argument("--phases", default=",".join(PHASES),
+                   help=f"phases to run (default {','.join(PHASES)}; the file is written when "
+                        f"missing; e.g. write,load_cold,load_cached to skip training)")
+    p.add_argument("--out", default="bench_scale.json", help="JSON results (default bench_scale.json)")
+    p.add_argument("--timeout", type=float, default=3600.0, help="seconds per phase")
+    p.add_argument("--in-process", action="store_true",
+                   help="run the phases in this process (faster; peak memory is then cumulative)")
+    # internal: one phase in this process, print its JSON
+    p.add_argument("--phase", choices=PHASES, help=argparse.SUPPRESS)
+    p.add_argument("--csv", help=argparse.SUPPRESS)
+    p.add_argument("--rows", type=int, help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+
+    if args.phase:
+        result = run_phase(args.phase, Path(args.csv), rows=args.rows, text_ids=args.ids == "text",
+                           device=args.device, rank_mb=args.rank_mb, threads=args.threads)
+        print(json.dumps(result))
+        return 0
+
+    args.phases = [ph.strip() for ph in args.phases.split(",") if ph.strip()]
+    unknown = sorted(set(args.phases) - set(PHASES))
+    if unknown:
+        p.error(f"unknown phase(s) {', '.join(unknown)}; choose from: {', '.join(PHASES)}")
+    try:
+        sizes = [parse_size(s) for s in (["tiny"] if args.tiny else args.sizes.split(",")) if s.strip()]
+    except argparse.ArgumentTypeError as exc:
+        p.error(str(exc))
+    temp = args.workdir is None
+    workdir = Path(tempfile.mkdtemp(prefix="deca_scale_")) if temp else Path(args.workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    machine = {"cpus": os.cpu_count(), "python": platform.python_version(),
+               "platform": platform.platform(), "loadavg_start": list(os.getloadavg())}
+    rows = []
+    try:
+        for label, n in sizes:
+            row = measure_size(label, n, workdir, args)
+            row["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
+            rows.append(row)
+            print(f"{label}: {json.dumps(row)}", file=sys.stderr, flush=True)
+    finally:
+        if temp and not args.keep_files:
+            shutil.rmtree(workdir, ignore_errors=True)
+    machine["loadavg_end"] = list(os.getloadavg())
+    print(f"csv data set at scale ({args.ids} ids; seconds, peak RSS in MiB; load average "
+          f"{machine['loadavg_start'][0]:.2f} -> {machine['loadavg_end'][0]:.2f} on "
+          f"{machine['cpus']} CPUs)")
+    print(format_table(rows))
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"machine": machine, "ids": args.ids, "device": args.device,
+                               "sizes": rows}, indent=2) + "\n")
+    print(f"wrote {out}")
+    return 1 if any(k.endswith("_error") for r in rows for k in r) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
