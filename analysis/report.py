@@ -8,6 +8,11 @@ Layout of the output folder (default ``<experiment>/report``)::
 
 Works on finished, partial and resumed experiments: a run-status table says which families
 have how many seeds and failed trials, and every table cell marks missing seeds.
+
+Marks in the result tables (:data:`MARKS`): bold = best mean of the column; ``*`` = the paper's
+rule (the best denoising result beats the best baseline by more than 5%); ``†`` = Welch's t-test
+over the seeds against the best baseline of the column, two-sided p < 0.05 (the p-values are in
+``tables/table2_*.csv``). A star without a dagger is a gain the seeds do not support.
 """
 from __future__ import annotations
 
@@ -27,6 +32,12 @@ from analysis import tables as tabs
 from analysis.experiment import FAILED_STATUSES, GROUP_KEYS, Experiment, load_experiment
 
 FORMATS = ("md", "tex", "csv", "html")
+#: how the report explains the marks of its result tables
+MARKS = (f"Bold: the best mean of a column. `*`: the best denoising result beats the best baseline by "
+         f"more than {tabs.STAR_THRESHOLD:.0%} (the paper's rule). `†`: the difference from the best "
+         f"baseline is significant in Welch's t-test over the seeds (two-sided p < "
+         f"{tabs.SIGNIFICANCE_LEVEL:g}; p-values in the tables' CSV files); a `*` without `†` is a "
+         "gain the spread over seeds does not support.")
 #: file-name patterns of exports found inside an experiment folder
 INTERPRETABILITY_GLOB = "*interpretab*.csv"
 SCORES_GLOB = "*clean_scores*.csv"
@@ -173,7 +184,8 @@ def _markdown(exp: Experiment, report: Report) -> str:
     if report.warnings:
         parts += ["## Warnings", ""] + [f"- {w}" for w in report.warnings] + [""]
     parts += ["## Tables", "", "Cells: mean ± sample std over the seeds that finished; "
-              "`(n/N seeds)` marks a cell with fewer seeds than planned, `missing` one with none.", ""]
+              "`(n/N seeds)` marks a cell with fewer seeds than planned, `missing` one with none.", "",
+              MARKS, ""]
     for table in report.tables:
         parts += [table.to_markdown(), ""]
     parts += ["## Figures", ""]
@@ -199,7 +211,8 @@ def _html(exp: Experiment, report: Report) -> str:
     if report.warnings:
         body += ["<h2>Warnings</h2><ul>"] + [f"<li>{esc(w)}</li>" for w in report.warnings] + ["</ul>"]
     body += ["<h2>Tables</h2><p>Cells: mean ± sample std over the seeds that finished; "
-             "(n/N seeds) marks a cell with fewer seeds than planned, missing one with none.</p>"]
+             "(n/N seeds) marks a cell with fewer seeds than planned, missing one with none.</p>",
+             f"<p>{esc(MARKS.replace('`', ''))}</p>"]
     body += [t.to_html() for t in report.tables]
     body += ["<h2>Figures</h2>"]
     for path in report.figures:

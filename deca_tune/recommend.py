@@ -1,10 +1,24 @@
 """``python -m deca_tune.recommend CHECKPOINT --users ... --k 20``: top-K items per user (CSV)
-from any trained recommendation trial, training items masked, so results can be checked
-outside the framework.
+from any trained recommendation trial, with the items the trial's protocol masked excluded, so
+results can be checked outside the framework.
 
 CHECKPOINT: a trial folder (its latest checkpoint), a ``checkpoint_<n>`` folder or a
-``trainer.pt`` file. The trainer is rebuilt from the spec saved in the checkpoint and its best
-epoch's weights are used (``--weights last`` for the last epoch's).
+``trainer.pt`` file; the ``checkpoint`` column of an experiment's ``summary/seed_runs.csv``
+names the one of each seed run (relative to the experiment folder). Tune numbers checkpoint
+folders from 0 (``checkpoint_000009`` = after epoch 10) while ``best_epoch`` counts from 1; the
+last checkpoint of a run holds ``best_state``, the weights of its best epoch, and those are used
+(``--weights last`` for the last epoch's). The trainer is rebuilt from the spec saved in the
+checkpoint.
+
+``--mask`` (which items are never recommended):
+
+- ``protocol`` (default): what the run's evaluation protocol masked when it scored the test
+  sets (the trainer's ``test_mask``): training items, plus validation items when they are
+  disjoint from the test set (``--protocol default``), or the authors' mask under
+  ``--protocol paper``. These are the rankings behind the reported test metrics.
+- ``train``: training items only.
+- ``paper``: the DeCA authors' protocol mask (training plus clean validation items, all
+  validation items on Modcloth), whatever the run's protocol.
 """
 from __future__ import annotations
 
@@ -18,6 +32,9 @@ import pandas as pd
 import torch
 
 from deca_tune.metrics.ranking import PairIndex, masked_top_k
+from deca_tune.options import positive_int
+
+MASKS = ("protocol", "train", "paper")
 
 
 def _user_index(split, users: Sequence[str] | None) -> np.ndarray:
@@ -63,8 +80,21 @@ def top_k(trainer: Any, users: np.ndarray, k: int, mask: np.ndarray | None = Non
     return out[np.isfinite(out["score"].to_numpy(float))]  # users who have seen almost everything
 
 
+def item_mask(trainer: Any, mask: str = "protocol") -> np.ndarray:
+    """The (user, item) pairs ``mask`` excludes (see the module docstring)."""
+    split = trainer.split
+    if mask == "train":
+        return split.train
+    if mask == "paper":
+        return split.test_mask("paper")
+    if mask == "protocol":
+        held = getattr(trainer, "test_mask", None)
+        return held if held is not None else split.test_mask(trainer.spec.get("protocol", "default"))
+    raise ValueError(f"unknown mask {mask!r}; choose one of: {', '.join(MASKS)}")
+
+
 def recommend(checkpoint: str | Path, users: Sequence[str] | None = None, k: int = 20,
-              data_root: str | None = None, weights: str = "best", mask_valid: bool = False) -> pd.DataFrame:
+              data_root: str | None = None, weights: str = "best", mask: str = "protocol") -> pd.DataFrame:
     """The top-``k`` table of a checkpoint, with original ids where the data set keeps them."""
     from deca_tune.training.checkpoints import load_trainer
 
@@ -73,8 +103,7 @@ def recommend(checkpoint: str | Path, users: Sequence[str] | None = None, k: int
         raise ValueError(f"{checkpoint}: a {trainer.spec.get('task')} trial; recommendations need "
                          "a recommendation (task rec) trial")
     split = trainer.split
-    mask = np.concatenate([split.train, split.valid]) if mask_valid else split.train
-    frame = top_k(trainer, _user_index(split, users), k, mask=mask)
+    frame = top_k(trainer, _user_index(split, users), k, mask=item_mask(trainer, mask))
     meta = split.meta if isinstance(split.meta, dict) else {}
     uid, iid = meta.get("original_user_ids"), meta.get("original_item_ids")
     frame["user"] = np.asarray(uid)[frame["user_index"]] if uid is not None else frame["user_index"]
@@ -85,21 +114,24 @@ def recommend(checkpoint: str | Path, users: Sequence[str] | None = None, k: int
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m deca_tune.recommend",
                                      description="Top-K items per user from a trained trial (CSV).")
-    parser.add_argument("checkpoint", help="trial folder, checkpoint_<n> folder or trainer.pt")
+    parser.add_argument("checkpoint", help="trial folder, checkpoint_<n> folder or trainer.pt (the "
+                                           "'checkpoint' column of summary/seed_runs.csv)")
     parser.add_argument("--users", nargs="*", default=["all"],
                         help="user ids (the data set's original ids when it keeps them), or 'all' "
                              "(default: every user with training interactions)")
-    parser.add_argument("--k", type=int, default=20)
+    parser.add_argument("--k", type=positive_int, default=20, help="items per user")
     parser.add_argument("--out", help="CSV file to write (default: stdout)")
     parser.add_argument("--data-root", help="data root if it moved since training")
     parser.add_argument("--weights", choices=["best", "last"], default="best",
-                        help="best epoch on validation (default) or the checkpoint's last epoch")
-    parser.add_argument("--mask-valid", action="store_true", help="also exclude validation items")
+                        help="best epoch on validation (default; its weights are stored in the last "
+                             "checkpoint as best_state) or the checkpoint's last epoch")
+    parser.add_argument("--mask", choices=MASKS, default="protocol",
+                        help="items never recommended: protocol = what the run's protocol masked "
+                             "when scoring the test sets (reproduces the reported metrics); train = "
+                             "training items only; paper = the DeCA authors' protocol mask")
     args = parser.parse_args(argv)
-    if args.k < 1:
-        parser.error("--k must be >= 1")
     try:
-        frame = recommend(args.checkpoint, args.users, args.k, args.data_root, args.weights, args.mask_valid)
+        frame = recommend(args.checkpoint, args.users, args.k, args.data_root, args.weights, args.mask)
     except (FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -1,4 +1,5 @@
-"""``python -m deca_tune.recommend``: top-K from a saved trainer checkpoint, training items masked."""
+"""``python -m deca_tune.recommend``: top-K from a saved trainer checkpoint, with the items the
+run's protocol masked (default), the training items or the paper protocol's mask excluded."""
 from __future__ import annotations
 
 import numpy as np
@@ -37,7 +38,7 @@ def test_finds_the_latest_checkpoint(trial, tmp_path) -> None:
 
 def test_top_k_masks_training_items_and_matches_a_direct_ranking(trial) -> None:
     folder, trained = trial
-    recs = recommend(folder, users=["0", "7", "59"], k=5)
+    recs = recommend(folder, users=["0", "7", "59"], k=5, mask="train")
     assert list(recs.columns) == ["user", "rank", "item", "score", "user_index", "item_index"]
     assert len(recs) == 15 and recs.groupby("user")["rank"].apply(list).tolist() == [[1, 2, 3, 4, 5]] * 3
     split = trained.split
@@ -53,6 +54,31 @@ def test_top_k_masks_training_items_and_matches_a_direct_ranking(trial) -> None:
     assert got["item_index"].tolist() == expected
     assert np.allclose(got["score"], scores[expected], atol=1e-6)
     assert (np.diff(got["score"].to_numpy()) <= 0).all()
+
+
+def test_default_mask_is_the_protocols_test_mask(trial) -> None:
+    """Issue 12: by default the rankings are those the reported test metrics scored: the
+    trainer's ``test_mask`` (training items + validation items disjoint from the test set)."""
+    folder, trained = trial
+    split = trained.split
+    users = [str(u) for u in range(20)]
+
+    def pairs(frame: pd.DataFrame) -> set[tuple[int, int]]:
+        return set(zip(frame["user_index"].astype(int), frame["item_index"].astype(int)))
+
+    default = pairs(recommend(folder, users=users, k=10))
+    protocol = {(int(u), int(i)) for u, i in trained.test_mask}
+    valid_only = {(int(u), int(i)) for u, i in split.valid} - {(int(u), int(i)) for u, i in split.train}
+    assert valid_only and valid_only <= protocol or split.valid_in_test
+    assert not default & protocol
+    trained_only = pairs(recommend(folder, users=users, k=10, mask="train"))
+    assert not trained_only & {(int(u), int(i)) for u, i in split.train}
+    if not split.valid_in_test:  # the train-only ranking recommends validation items the default hides
+        assert trained_only & valid_only
+    paper = pairs(recommend(folder, users=users, k=10, mask="paper"))
+    assert not paper & {(int(u), int(i)) for u, i in split.test_mask("paper")}
+    with pytest.raises(ValueError, match="unknown mask"):
+        recommend(folder, users=users, k=3, mask="valid")
 
 
 def test_best_weights_are_those_of_the_best_epoch(trial) -> None:
@@ -76,3 +102,12 @@ def test_cli(trial, tmp_path, capsys) -> None:
     assert "outside 0..59" in capsys.readouterr().err
     assert recommend_main([str(tmp_path / "nope")]) == 2
     assert "does not exist" in capsys.readouterr().err
+    assert recommend_main([str(folder), "--k", "2", "--mask", "paper", "--out", str(out)]) == 0
+    capsys.readouterr()
+    for argv, expected in ((["--k", "0"], "argument --k: must be >= 1"),
+                           (["--k", "abc"], "argument --k: expected an integer, got 'abc'"),
+                           (["--mask", "valid"], "invalid choice: 'valid'")):
+        with pytest.raises(SystemExit):
+            recommend_main([str(folder), *argv])
+        err = capsys.readouterr().err
+        assert expected in err and "_positive_int" not in err and "positive_int" not in err

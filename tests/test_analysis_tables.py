@@ -1,4 +1,5 @@
-"""Tables from fabricated experiment folders: mean ± std, bold, the 5% star rule, missing seeds."""
+"""Tables from fabricated experiment folders: mean ± std, bold, the 5% star rule, Welch's t-test
+mark, missing seeds."""
 from __future__ import annotations
 
 import pandas as pd
@@ -71,7 +72,59 @@ def test_mean_std_and_marks(exp) -> None:
     assert cell["bold"] and cell["star"]
     assert _cell(table, "GMF", "DeCA-DP", "R@5")["mean"] == pytest.approx(0.080)
     md = table.to_markdown()
-    assert "**0.106 ± 0.002**\\*" in md and "**0.208 ± 0.002** |" in md
+    # both also pass Welch's t-test against the best baseline (3 seeds, std 0.002): the dagger
+    assert "**0.106 ± 0.002**\\*†" in md and "**0.208 ± 0.002**† |" in md
+
+
+def test_student_t_and_incomplete_beta_match_known_values() -> None:
+    import math
+
+    # closed forms: I_x(a, 1) = x^a, I_x(1, b) = 1 - (1 - x)^b
+    assert T.betainc(2.5, 1.0, 0.3) == pytest.approx(0.3 ** 2.5, rel=1e-12)
+    assert T.betainc(1.0, 3.5, 0.4) == pytest.approx(1 - 0.6 ** 3.5, rel=1e-12)
+    assert T.betainc(0.5, 0.5, 0.5) == pytest.approx(0.5, abs=1e-12)  # symmetric
+    for t in (0.1, 0.7, 1.0, 2.5, 10.0, 100.0):
+        # df = 1 (Cauchy) and df = 2 have closed-form two-sided tails
+        assert T.student_t_two_sided(t, 1) == pytest.approx(1 - 2 / math.pi * math.atan(t), abs=1e-12)
+        assert T.student_t_two_sided(-t, 2) == pytest.approx(1 - t / math.sqrt(2 + t * t), abs=1e-12)
+    # tabulated 97.5% quantiles: two-sided p = 0.05
+    for t, df in ((12.7062047, 1), (2.776445105, 4), (2.228138852, 10), (2.042272456, 30)):
+        assert T.student_t_two_sided(t, df) == pytest.approx(0.05, abs=1e-8)
+    assert T.student_t_two_sided(1.959963985, 1e7) == pytest.approx(0.05, abs=1e-6)  # -> normal
+    assert T.student_t_two_sided(0.0, 5) == 1.0 and T.student_t_two_sided(math.inf, 5) == 0.0
+
+
+def test_welch_t_test_and_the_issue_example() -> None:
+    import math
+
+    # the issue's cell: 10% better (the paper's star) but not significant over 3 seeds
+    t, df, p = T.welch_t_test(0.181, 0.018, 3, 0.164, 0.002, 3)
+    v1, v2 = 0.018 ** 2 / 3, 0.002 ** 2 / 3
+    assert t == pytest.approx(0.017 / math.sqrt(v1 + v2))
+    assert df == pytest.approx((v1 + v2) ** 2 / (v1 ** 2 / 2 + v2 ** 2 / 2))  # Welch-Satterthwaite
+    assert 2.0 < df < 2.1 and p == pytest.approx(0.2425, abs=1e-3) and p > 0.05
+    # equal sizes and spreads: Student's pooled test, df = 2n - 2
+    t, df, p = T.welch_t_test(1.0, 0.5, 5, 0.0, 0.5, 5)
+    assert df == pytest.approx(8) and t == pytest.approx(1 / math.sqrt(0.1))
+    assert p == pytest.approx(T.student_t_two_sided(t, 8))
+    assert all(math.isnan(v) for v in T.welch_t_test(0.2, 0.01, 1, 0.1, 0.01, 3))  # one seed
+    assert all(math.isnan(v) for v in T.welch_t_test(0.2, 0.0, 3, 0.1, 0.0, 3))  # no spread
+
+
+def test_star_without_significance_gets_no_dagger(tmp_path) -> None:
+    # DeCA 10% above Normal on R@5 but noisy over seeds: star, no dagger; p-value in the CSV
+    runs = rec_runs({("gmf", "normal"): rec_metrics(0.164, 0.2, 0.1, 0.1)}, d=0.002)
+    runs += rec_runs({("gmf", "deca"): rec_metrics(0.181, 0.2, 0.1, 0.1)}, d=0.018)
+    (table,) = T.performance_tables(load_experiment(write_experiment(tmp_path / "e", runs=runs)))
+    cell = _cell(table, "GMF", "DeCA", "R@5")
+    assert cell["star"] and not cell["sig"] and cell["baseline"] == "normal"
+    assert cell["p_value"] == pytest.approx(T.welch_t_test(0.181, 0.018, 3, 0.164, 0.002, 3)[2])
+    assert "**0.181 ± 0.018**\\* |" in table.to_markdown()
+    assert "†" in table.caption and "Welch" in table.caption
+    back = pd.read_csv(table.to_csv(tmp_path / "t.csv"))
+    row = back[(back["row"] == "DeCA") & (back["column"] == "R@5")].iloc[0]
+    assert row["p_value"] == pytest.approx(cell["p_value"]) and not row["sig"]
+    assert pd.isna(back[(back["row"] == "Normal") & (back["column"] == "R@5")]["p_value"].iloc[0])
 
 
 def test_missing_and_failed_seeds_are_marked_not_hidden(exp) -> None:

@@ -117,8 +117,16 @@ def test_best_configs_are_rerun_with_every_seed(optuna_experiment):
             assert at_best["valid/ndcg@20"] == curve["valid/ndcg@20"].max()
             assert getattr(run, "_asdict")()  # row exists
             assert runs.loc[run.Index, "test_clean/ndcg@20"] == pytest.approx(at_best["test_clean/ndcg@20"])
+            # the run's last checkpoint (Tune counts from 0: checkpoint_000002 = after epoch 3)
+            # holds best_state, the weights of best_epoch that recommend uses
+            ckpt = exp / runs.loc[run.Index, "checkpoint"]
+            assert ckpt.name == f"checkpoint_{run.epochs - 1:06d}" and ckpt.parent == exp / run.path
+            state = torch.load(ckpt / "trainer.pt", weights_only=False)
+            assert state["epoch"] == run.epochs and state["best"]["epoch"] == run.best_epoch
+            assert state["best_state"] is not None
         row = summary[summary["method"] == method].iloc[0]
         assert row["n_seeds"] == 2 and str(row["seeds"]) == "0 1"
+        assert row["search_seconds"] > 0 and row["seed_seconds"] > 0
         assert row["test_clean/ndcg@20/mean"] == pytest.approx(group["test_clean/ndcg@20"].mean())
         assert row["test_clean/ndcg@20/std"] == pytest.approx(group["test_clean/ndcg@20"].std(ddof=1))
 

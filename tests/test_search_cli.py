@@ -1,6 +1,7 @@
 """``python -m deca_tune.search`` argument handling, experiment files and the dry-run plan (no Ray)."""
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -129,3 +130,107 @@ def test_existing_experiment_needs_resume(tmp_path, capsys):
     (exp / "manifest.json").write_text("{}")
     code, _, err = run_main(["--name", "taken", "--storage-path", str(tmp_path)], capsys)
     assert code == 2 and "exists; add --resume" in err
+
+
+def test_set_keys_reach_only_the_methods_that_read_them(tmp_path, capsys):
+    """C0 is DeCA's: with normal and deca it is dropped from normal's spec and the plan says so;
+    a key no method of the experiment reads is an error naming the methods that have it."""
+    cfg = parse_args(["--methods", "normal", "deca", "--set", "C0=10", "--storage-path", str(tmp_path)])
+    normal, deca = build_plan(cfg).units
+    assert "C0" not in normal.spec and normal.dropped == ("C0",)
+    assert deca.spec["C0"] == 10 and deca.dropped == () and "C0" not in deca.space.params
+    code, out, _ = run_main(["--methods", "normal", "deca", "--set", "C0=10", "--dry-run",
+                             "--storage-path", str(tmp_path)], capsys)
+    assert code == 0 and "not used by normal (dropped for this unit): --set C0" in out
+    code, _, err = run_main(["--methods", "normal", "--set", "C0=10", "--dry-run",
+                             "--storage-path", str(tmp_path)], capsys)
+    assert code == 2 and "--set C0: no method of this experiment (rec normal)" in err
+    assert "rec deca" in err.split("it is a setting of")[1]
+    code, _, err = run_main(["--set", "lr_typo=1", "--dry-run", "--storage-path", str(tmp_path)], capsys)
+    assert code == 2 and "--set lr_typo" in err and "setting of" not in err
+
+
+def test_option_is_a_data_set_option_on_the_command_line_and_in_files(tmp_path, capsys):
+    cfg = parse_args(["--datasets", "synthetic", "--option", "n_users=50", "--set", "dataset_options.n_items=40"])
+    assert cfg.set == {"dataset_options": {"n_users": 50, "n_items": 40}}
+    path = tmp_path / "exp.yaml"
+    path.write_text("datasets: [synthetic]\noption:\n  n_users: 30\nset:\n  batch_size: 64\n")
+    cfg = parse_args(["--config", str(path), "--option", "n_items=20"])
+    assert cfg.set == {"batch_size": 64, "dataset_options": {"n_users": 30, "n_items": 20}}
+    # a typo in a data set option fails the dry run (the loader's signature is checked)
+    code, _, err = run_main(["--datasets", "synthetic", "--option", "n_userz=5", "--dry-run",
+                             "--storage-path", str(tmp_path)], capsys)
+    assert code == 2 and "no option(s) n_userz" in err and "n_users" in err
+
+
+def test_searched_ranges_are_checked_against_the_method(tmp_path, monkeypatch):
+    """A searched value outside what the method accepts (here: a space whose lr reaches 0) is
+    an error before Ray, naming the parameter and its file."""
+    from dataclasses import replace
+
+    from deca_tune.search.checks import CheckError, check_units
+
+    plan = build_plan(parse_args(["--methods", "normal", "--storage-path", str(tmp_path)]))
+    (unit,) = plan.units
+    unit.space = replace(unit.space, params={**unit.space.params,
+                                             "lr": replace(unit.space.params["lr"], low=0.0)})
+    with pytest.raises(CheckError, match=r"searched value lr = 0.0 \(.*rec_common.yaml:\d+\).*must be > 0"):
+        check_units(plan)
+
+
+def test_verbosity_and_list_options_are_documented_in_help(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = " ".join(capsys.readouterr().out.split())  # argparse wraps the lines
+    assert "search.log" in out and "NAME NAME or NAME,NAME" in out and "0 1 2 or 0,1,2" in out
+    assert "deterministic errors" in out and "--option KEY=VALUE" in out
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+class _Trial:
+    def __init__(self, trial_id, config, last_result=None, checkpoint=None):
+        self.trial_id, self.config, self.last_result, self.checkpoint = trial_id, config, last_result, checkpoint
+
+
+def test_console_lines_and_live_progress_bar(tmp_path):
+    """One line per trial event with the progress; on a terminal a live bar redrawn in place;
+    every line also in search.log."""
+    from deca_tune.search.console import Progress, RunLog
+
+    term = _Terminal()
+    log = RunLog(tmp_path / "search.log", verbose=1, stream=term).open()
+    progress = Progress(log, total_trials=4, max_epochs=10)
+    progress.begin("u", "search", ("lr", "l2"), 2)
+    a = _Trial("aaaa", {"lr": 0.0016051911, "l2": 5.0})
+    progress.on_start(a)
+    progress.on_result(a, {"epoch": 1.0, "score": 0.25})
+    a.last_result = {"epoch": 2.0, "score": 0.3, "trainer_finished": 0}
+    progress.on_complete(a)
+    b = _Trial("bbbb", {"lr": 0.1, "l2": 1.0}, {"score": float("nan"),
+                                                  "trial_error": "SpecError: spec key 'lr': bad"})
+    progress.on_complete(b)
+    progress.begin("u", "seeds", (), 2)
+    c = _Trial("cccc", {"seed": 1}, {"epoch": 10.0, "best_epoch": 7.0, "score": 0.4, "trainer_finished": 1})
+    progress.on_start(c)
+    progress.on_complete(c)
+    log.close()
+    lines = (tmp_path / "search.log").read_text().splitlines()
+    assert lines[0].endswith("aaaa started: lr=0.001605 l2=5")
+    assert "[0/4 trials" in lines[0] and "ETA ?" in lines[0]
+    assert lines[1].endswith("aaaa stopped by ASHA after epoch 2: score 0.3") and "[1/4 trials  25%" in lines[1]
+    assert lines[2].endswith("bbbb failed: SpecError: spec key 'lr': bad (deterministic: not retried)")
+    assert lines[3].endswith("cccc started: seed 1")
+    assert lines[4].endswith("cccc finished: score 0.4 (best epoch 7 of 10)") and "[3/4 trials  75%" in lines[4]
+    shown = term.getvalue()
+    assert "\r\x1b[K" in shown and "aaaa epoch 1: score 0.25" in shown  # the bar, redrawn in place
+    assert shown.endswith("\r\x1b[K")  # cleared at the end
+    # not a terminal, verbosity 0: no per-trial lines on the console, still in the log
+    plain = io.StringIO()
+    quiet = RunLog(tmp_path / "quiet.log", verbose=0, stream=plain).open()
+    Progress(quiet, 1, 10).on_start(_Trial("dddd", {}))
+    quiet.close()
+    assert plain.getvalue() == "" and "dddd started" in (tmp_path / "quiet.log").read_text()

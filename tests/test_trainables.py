@@ -1,4 +1,5 @@
-"""The Tune adapter around the trainers: retries from checkpoints, devices, per-process data."""
+"""The Tune adapter around the trainers: retries from checkpoints, devices, per-process data,
+deterministic errors ended without a retry."""
 from __future__ import annotations
 
 import json
@@ -72,3 +73,60 @@ def test_crashed_trial_resumes_from_its_checkpoint_and_workers_keep_their_data(r
     acc = EventAccumulator(str(trial_dir))
     acc.Reload()
     assert [e.step for e in acc.Scalars("valid/ndcg@20")] == [1, 2, 3]
+
+
+class FakeTune:
+    """Stands in for ``ray.tune`` inside the trainable: records reports, no session needed."""
+
+    def __init__(self, trial_dir: Path) -> None:
+        self.reports: list[dict] = []
+        self.trial_dir = trial_dir
+
+    def report(self, metrics, checkpoint=None):
+        self.reports.append(dict(metrics))
+
+    def get_checkpoint(self):
+        return None
+
+    def get_context(self):
+        return type("Context", (), {"get_trial_dir": lambda _: str(self.trial_dir)})()
+
+    Checkpoint = type("Checkpoint", (), {"from_directory": staticmethod(lambda folder: folder)})
+
+
+@pytest.mark.parametrize("spec, error", [
+    # invalid configuration: the real trainer's validate_spec rejects it before any data loads
+    ({"dataset": "synthetic", "method": "normal", "lr": -1}, "SpecError: spec key 'lr': must be > 0"),
+    ({"trainer_factory": "tests.search_fakes"}, "ValueError: trainer_factory must look like"),
+    # a non-finite loss at epoch 2 (after one good epoch)
+    ({"trainer_factory": FAKE, "max_epochs": 3, "nan_at_epoch": 2}, "FloatingPointError: epoch 2: non-finite loss"),
+])
+def test_deterministic_errors_end_the_trial_without_raising(spec, error, tmp_path, monkeypatch):
+    """Issue 12: Tune retries every exception (--max-failures); a deterministic one would fail
+    again, so the trainable reports it as its last result (``trial_error``) and returns."""
+    import math
+
+    from trainables import trial
+
+    fake = FakeTune(tmp_path)
+    monkeypatch.setattr(trial, "tune", fake)
+    monkeypatch.setattr(trial, "gpu_ids", lambda: "")
+    monkeypatch.setattr(trial.ray, "get_gpu_ids", lambda: [])
+    trial.trainable({"device": "cpu", "dataset_options": {"n_users": 60, "n_items": 50}, **spec})
+    last = fake.reports[-1]
+    assert last[trial.TRIAL_ERROR].startswith(error), last
+    assert "epoch" not in last  # ASHA ignores it; Optuna records a failed trial (search/run.py)
+    if "nan_at_epoch" in spec:
+        assert [r.get("epoch") for r in fake.reports] == [1, None]
+        assert math.isfinite(last["score"])  # the best so far (never selected: it is an error)
+    else:
+        assert len(fake.reports) == 1 and math.isnan(last["score"])
+
+
+def test_a_crash_still_raises_so_that_tune_retries_it(tmp_path, monkeypatch):
+    from trainables import trial
+
+    monkeypatch.setattr(trial, "tune", FakeTune(tmp_path))
+    monkeypatch.setattr(trial.ray, "get_gpu_ids", lambda: [])
+    with pytest.raises(RuntimeError, match="fake failure at epoch 2"):
+        trial.trainable({"trainer_factory": FAKE, "max_epochs": 3, "fail_at_epoch": 2, "device": "cpu"})

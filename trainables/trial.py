@@ -16,6 +16,16 @@ the best-config choice see), ``selection_metric`` (its name), ``best_epoch``,
 ``setup_seconds`` (building the trainer, data included), ``worker_pid``, ``device`` (where
 the model trained) and ``gpu_ids`` (what Ray assigned; fractional trials share an id). Test
 metrics are reported for analysis only; nothing selects on them.
+
+Deterministic failures are not retried. A spec the trainer rejects (:class:`SpecError`, or a
+``ValueError``/``TypeError``/``LookupError`` while building the trainer, e.g. a malformed data
+file) and a non-finite loss or metric (``FloatingPointError``) would fail again on every retry,
+so the trial does not raise: it reports one last result holding ``trial_error`` (``"Type:
+message"``), ``trial_error_type`` and ``score`` (the best so far, NaN before the first epoch; no
+``epoch``, so ASHA ignores it) and ends. The driver records it as ``error`` (``summary.py``),
+Optuna as a failed trial (``run.py``), and Tune neither retries it (``--max-failures``) nor
+reruns it on ``--resume``. Anything else raises as before, so a crash (a killed worker, a lost
+node, an out-of-memory error) is retried from the trial's last checkpoint.
 """
 from __future__ import annotations
 
@@ -34,10 +44,29 @@ import torch
 from ray import tune
 from torch.utils.tensorboard import SummaryWriter
 
+from deca_tune.tasks import SpecError
 from deca_tune.training.checkpoints import CHECKPOINT_FILE, save_checkpoint
 
 SCORE = "score"
+#: key of the last result of a trial that ended with a deterministic error ("Type: message")
+TRIAL_ERROR = "trial_error"
 DEFAULT_FACTORY = "deca_tune.training:build_trainer"
+#: errors that a retry would repeat: while building the trainer (the spec, the data files) ...
+SETUP_ERRORS: tuple[type[BaseException], ...] = (SpecError, ValueError, TypeError, LookupError)
+#: ... and while training (a non-finite loss or metric)
+TRAINING_ERRORS: tuple[type[BaseException], ...] = (FloatingPointError, SpecError)
+
+
+def describe_error(exc: BaseException) -> str:
+    """``"Type: first line of the message"`` (what the summary and the console show)."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    return f"{type(exc).__name__}: {lines[0] if lines else ''}".rstrip(": ")[:500]
+
+
+def report_failure(exc: BaseException, score: float = math.nan) -> None:
+    """End the trial with a deterministic error: one last result, no exception (no retry)."""
+    tune.report({SCORE: float(score), TRIAL_ERROR: describe_error(exc),
+                 "trial_error_type": type(exc).__name__, "worker_pid": os.getpid()})
 
 
 def resolve_factory(path: str | None) -> Callable[[dict[str, Any]], Any]:
@@ -83,10 +112,14 @@ def trainable(config: dict[str, Any]) -> None:
     """Function trainable: train one trial described by the spec ``config`` (any task family)."""
     logging.getLogger("ray.train").setLevel(logging.WARNING)  # one "checkpoint created" line per epoch
     spec = dict(config)
-    factory = resolve_factory(spec.pop("trainer_factory", None))
-    spec["device"] = assigned_device(spec.get("device", "auto"))
     started = time.perf_counter()
-    trainer = factory(spec)
+    try:
+        factory = resolve_factory(spec.pop("trainer_factory", None))
+        spec["device"] = assigned_device(spec.get("device", "auto"))
+        trainer = factory(spec)
+    except SETUP_ERRORS as exc:
+        report_failure(exc)
+        return
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
         load_checkpoint(trainer, checkpoint)
@@ -97,10 +130,15 @@ def trainable(config: dict[str, Any]) -> None:
                            purge_step=trainer.epoch + 1 if checkpoint is not None else None)
     try:
         while not trainer.finished:
-            metrics = _numeric(trainer.train_epoch())
-            bad = sorted(k for k, v in metrics.items() if not math.isfinite(v))
-            if bad:
-                raise FloatingPointError(f"epoch {trainer.epoch}: non-finite {', '.join(bad)}")
+            try:
+                metrics = _numeric(trainer.train_epoch())
+                bad = sorted(k for k, v in metrics.items() if not math.isfinite(v))
+                if bad:
+                    raise FloatingPointError(f"epoch {trainer.epoch}: non-finite {', '.join(bad)}")
+            except TRAINING_ERRORS as exc:
+                best = getattr(trainer, "best", None) or {}
+                report_failure(exc, best.get(trainer.selection_metric, math.nan))
+                return
             epoch = int(metrics.get("epoch", trainer.epoch))
             for key, value in metrics.items():
                 if key != "epoch":

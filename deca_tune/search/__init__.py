@@ -4,8 +4,11 @@
 - ``plan.py``: one unit per (data set, backbone, method) with its spec and search space;
 - ``run.py``: Ray: cluster, resources, one ``tune.Tuner`` per unit (Optuna + ASHA), seed reruns
   (with ``trainables/``, the only code that imports Ray);
+- ``checks.py``: what is checked before Ray starts (specs and searched ranges, paths, data);
+- ``lock.py``: the experiment lock (one driver per experiment);
+- ``console.py``: the console (trial events, progress, ETA) and ``search.log``;
 - ``summary.py``: the CSV tables of an experiment folder; ``manifest.py``: its ``manifest.json``;
-- ``cli.py``: the driver that runs them in that order (``main``).
+- ``cli.py``: the driver that runs them in that order (``main``) and its exit status.
 """
 from __future__ import annotations
 

@@ -8,6 +8,11 @@ experiment was started with from its manifest (:func:`resume_config`); only opti
 change what the trials compute may differ. A wrong value in the file is reported
 with the file, line and key; a wrong value on the command line exits with status 2 like any
 argparse error, and so do unknown data set / backbone / method names (with the choices).
+
+List options (``--datasets --backbones --methods --seeds --plugins``) take both ``a b`` and
+``a,b`` (also in the file: ``methods: normal,deca`` or ``methods: [normal, deca]``).
+``--option KEY=VALUE`` is ``--set dataset_options.KEY=VALUE`` (the spelling of ``python -m
+deca_tune.data describe --option``); in the file, ``option:`` is a mapping.
 """
 from __future__ import annotations
 
@@ -20,7 +25,7 @@ from typing import Any, Sequence
 import yaml
 
 from deca_tune.options import (OptionError, key_value, nonnegative_float, nonnegative_int, positive_float,
-                               positive_int, set_nested)
+                               positive_int, set_nested, split_list)
 from search_spaces.loader import SearchSpaceError, Where, key_lines
 
 #: the default experiment: small enough for <= 10 minutes on 2 CPU cores (docs/benchmarks-search.md)
@@ -56,6 +61,35 @@ class ArgumentError(Exception):
     """Raised instead of exiting when the arguments come from an experiment file."""
 
 
+def integer(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+
+
+def number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+
+
+def integers(text: str) -> list[int]:
+    """``"0,1,2"`` -> ``[0, 1, 2]`` (one token of a list option; ``nargs`` collects the tokens)."""
+    try:
+        return [int(v) for v in split_list([text])]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected integers (separated by spaces or commas), got {text!r}") from None
+
+
+# argparse names the type in "invalid <name> value" messages: user words, never helper names
+integer.__name__, number.__name__, integers.__name__ = "integer", "number", "list of integers"
+#: list options: each token may hold several comma-separated values
+LIST_OPTIONS = ("datasets", "backbones", "methods", "seeds", "plugins")
+
+
 class _Parser(argparse.ArgumentParser):
     def __init__(self, *args: Any, raise_errors: bool = False, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -77,9 +111,12 @@ def build_parser(raise_errors: bool = False) -> argparse.ArgumentParser:
                     "(ml-100k, GMF, normal / deca / deca_p, a small budget).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     g = p.add_argument_group("what to run")
-    g.add_argument("--datasets", nargs="+", default=d["datasets"], metavar="NAME")
-    g.add_argument("--backbones", nargs="+", default=d["backbones"], metavar="NAME")
-    g.add_argument("--methods", nargs="+", default=d["methods"], metavar="NAME")
+    g.add_argument("--datasets", nargs="+", default=d["datasets"], metavar="NAME",
+                   help="data sets (NAME NAME or NAME,NAME)")
+    g.add_argument("--backbones", nargs="+", default=d["backbones"], metavar="NAME",
+                   help="backbones (NAME NAME or NAME,NAME)")
+    g.add_argument("--methods", nargs="+", default=d["methods"], metavar="NAME",
+                   help="denoising methods (NAME NAME or NAME,NAME)")
     g.add_argument("--protocol", choices=["default", "paper"], default=d["protocol"],
                    help="default: select on the noisy validation split; paper: the authors' clean "
                         "validation split and test masking")
@@ -88,7 +125,12 @@ def build_parser(raise_errors: bool = False) -> argparse.ArgumentParser:
     g.add_argument("--set", action="append", type=key_value, default=[], metavar="KEY=VALUE",
                    dest="set", help="fix a spec entry for every trial (YAML value; dotted keys for "
                                     "nested entries, e.g. dataset_options.n_users=50); a fixed "
-                                    "hyperparameter is removed from the search space")
+                                    "hyperparameter is removed from the search space; a key no "
+                                    "method of the experiment uses is an error, one that only some "
+                                    "methods use reaches only those")
+    g.add_argument("--option", action="append", type=key_value, default=[], metavar="KEY=VALUE",
+                   dest="option", help="a data set option: the same as --set dataset_options.KEY=VALUE "
+                                       "(the spelling of `python -m deca_tune.data describe --option`)")
     g.add_argument("--plugins", nargs="+", default=d["plugins"], metavar="MODULE",
                    help="modules to import first (in the driver and every trial): they register "
                         "your own methods, backbones or data sets (docs/architecture.md)")
@@ -105,12 +147,12 @@ def build_parser(raise_errors: bool = False) -> argparse.ArgumentParser:
                    help="epochs per trial (search and seed reruns)")
     g.add_argument("--grace-period", type=positive_int, default=d["grace_period"],
                    help="ASHA: epochs before a trial can be stopped")
-    g.add_argument("--reduction-factor", type=float, default=d["reduction_factor"],
+    g.add_argument("--reduction-factor", type=number, default=d["reduction_factor"],
                    help="ASHA: keep 1/reduction_factor of the trials at each rung")
-    g.add_argument("--search-seed", type=int, default=d["search_seed"],
+    g.add_argument("--search-seed", type=integer, default=d["search_seed"],
                    help="seed of the Optuna sampler and of every search trial")
-    g.add_argument("--seeds", nargs="+", type=int, default=d["seeds"], metavar="SEED",
-                   help="seeds of the reruns of each best configuration")
+    g.add_argument("--seeds", nargs="+", type=integers, default=d["seeds"], metavar="SEED",
+                   help="seeds of the reruns of each best configuration (0 1 2 or 0,1,2)")
     g = p.add_argument_group("resources and cluster")
     g.add_argument("--cpus-per-trial", type=positive_float, default=d["cpus_per_trial"])
     g.add_argument("--gpus-per-trial", type=nonnegative_float, default=d["gpus_per_trial"],
@@ -118,21 +160,26 @@ def build_parser(raise_errors: bool = False) -> argparse.ArgumentParser:
     g.add_argument("--max-concurrent", type=positive_int, default=d["max_concurrent"],
                    help="trials at a time (default: what the cluster's CPUs/GPUs allow)")
     g.add_argument("--max-failures", type=nonnegative_int, default=d["max_failures"],
-                   help="retries of a failed trial from its last checkpoint")
+                   help="retries of a crashed trial from its last checkpoint (a killed worker, a "
+                        "lost node); deterministic errors (invalid configuration, non-finite loss) "
+                        "are never retried")
     g.add_argument("--address", default=d["address"],
                    help="address of an existing Ray cluster (host:port); default: start a local one. "
                         "A cluster with token authentication (Ray's default for `ray start`) needs "
                         "RAY_AUTH_MODE=token in the environment")
     g = p.add_argument_group("output")
-    g.add_argument("--storage-path", default=d["storage_path"], help="folder holding experiments")
+    g.add_argument("--storage-path", default=d["storage_path"],
+                   help="folder holding experiments (created if missing; must be a writable folder)")
     g.add_argument("--name", default=d["name"],
                    help="experiment name (default: search-<date>-<time>; with --resume: the latest)")
     g.add_argument("--resume", action="store_true", default=d["resume"],
                    help="continue an interrupted experiment (finished trials and seed runs are kept)")
     g.add_argument("--dry-run", action="store_true", default=d["dry_run"],
                    help="print the plan (trials, spaces, resources) and run nothing")
-    g.add_argument("--verbose", type=int, choices=[0, 1, 2], default=d["verbose"],
-                   help="Tune progress output")
+    g.add_argument("--verbose", type=integer, choices=[0, 1, 2], default=d["verbose"],
+                   help="console output: 0 = the plan and the results; 1 = also one line per trial "
+                        "event and the progress; 2 = also Ray Tune's own tables. Everything, Ray's "
+                        "output included, is also written to <experiment>/search.log")
     return p
 
 
@@ -178,14 +225,14 @@ class ExperimentConfig:
 
 def _file_tokens(raw: dict[str, Any], parser: argparse.ArgumentParser, where: Where) -> list[str]:
     """Turn the file's mapping into command-line tokens (so both go through one validation)."""
-    actions = {a.dest: a for a in parser._actions if a.dest not in ("help", "config", "set")}
+    actions = {a.dest: a for a in parser._actions if a.dest not in ("help", "config", "set", "option")}
     tokens: list[str] = []
     for key, value in raw.items():
         dest = str(key).replace("-", "_")
-        if dest == "set":
+        if dest in ("set", "option"):
             continue
         if dest not in actions:
-            allowed = ", ".join(sorted(a.replace("_", "-") for a in actions) + ["set"])
+            allowed = ", ".join(sorted(a.replace("_", "-") for a in actions) + ["option", "set"])
             raise where.error((key,), f"unknown option; allowed: {allowed}")
         action = actions[dest]
         flag = action.option_strings[0]
@@ -226,6 +273,11 @@ def _load_file(path: str, parser: argparse.ArgumentParser) -> tuple[dict[str, An
     fixed = raw.get("set") or {}
     if not isinstance(fixed, dict):
         raise where.error(("set",), "must be a mapping of spec entries")
+    options = raw.get("option") or {}
+    if not isinstance(options, dict):
+        raise where.error(("option",), "must be a mapping of data set options")
+    if options:
+        fixed = {**fixed, "dataset_options": {**(fixed.get("dataset_options") or {}), **options}}
     checker = build_parser(raise_errors=True)
     tokens = _file_tokens(raw, checker, where)
     try:
@@ -233,8 +285,21 @@ def _load_file(path: str, parser: argparse.ArgumentParser) -> tuple[dict[str, An
     except ArgumentError as exc:
         bad = next((k for k in raw if f"--{str(k).replace('_', '-')}" in str(exc)), None)
         raise where.error((bad,) if bad else (), str(exc)) from None
-    given = {str(k).replace("-", "_") for k in raw} - {"set"}
+    given = {str(k).replace("-", "_") for k in raw} - {"set", "option"}
     return {dest: getattr(ns, dest) for dest in given}, fixed
+
+
+def _flatten(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """List options as flat lists: ``["normal,deca", "tce"]`` -> ``["normal", "deca", "tce"]``."""
+    for dest in LIST_OPTIONS:
+        values = getattr(args, dest)
+        if dest == "seeds":
+            flat = [v for item in values for v in (item if isinstance(item, list) else [item])]
+        else:
+            flat = split_list(values)
+        if not flat and dest != "plugins":
+            parser.error(f"argument --{dest}: expected at least one value")
+        setattr(args, dest, flat)
 
 
 def parse_args(argv: Sequence[str] | None) -> ExperimentConfig:
@@ -250,16 +315,19 @@ def parse_args(argv: Sequence[str] | None) -> ExperimentConfig:
             parser.error(str(exc))
         parser.set_defaults(**file_defaults)
     args = parser.parse_args(argv)
+    _flatten(parser, args)
     try:
         for key, value in args.set:
             set_nested(fixed, key, value)
+        for key, value in args.option:
+            set_nested(fixed, f"dataset_options.{key}", value)
     except OptionError as exc:
         parser.error(str(exc))
     if args.reduction_factor <= 1:
         parser.error(f"argument --reduction-factor: must be > 1, got {args.reduction_factor}")
     if len(set(args.seeds)) != len(args.seeds):
         parser.error(f"argument --seeds: repeated seeds in {args.seeds}")
-    values = {k: v for k, v in vars(args).items() if k != "set"}
+    values = {k: v for k, v in vars(args).items() if k not in ("set", "option")}
     cfg = ExperimentConfig(**values, set=fixed, argv=argv)
     if cfg.use_asha and cfg.grace_period > cfg.max_epochs:
         parser.error(f"argument --grace-period: {cfg.grace_period} exceeds --max-epochs {cfg.max_epochs}")
@@ -312,6 +380,8 @@ def resume_config(cfg: ExperimentConfig) -> tuple[ExperimentConfig, dict[str, An
     manifest = read_manifest(path)
     original = manifest["config"]
     explicit = explicit_options(cfg.argv)
+    if "option" in explicit:  # --option K=V is --set dataset_options.K=V
+        explicit = (explicit - {"option"}) | {"set"}
     changed = sorted(d for d in explicit - RESUME_OVERRIDABLE
                      if d in original and getattr(cfg, d) != original[d])
     if changed:

@@ -4,8 +4,13 @@ Keys: ``created``, ``command`` (as typed), ``argv``, ``cwd``, ``host``, ``python
 ``packages`` (versions), ``git`` (commit, dirty), ``config`` (every resolved option),
 ``datasets``/``backbones``/``methods``/``seeds`` (top level, for the analysis), ``data`` (per
 data set: statistics and the source files' SHA-256 from ``RecSplit.meta`` / the image source),
-``units`` (key, task, trials, searched space), ``selection``, ``resources``, ``timing``
-(seconds per unit), ``resumes`` (one entry per ``--resume``), ``finished``.
+``units`` (key, task, trials, searched space, ``dropped`` ``--set`` keys), ``selection``,
+``resources``, ``runs`` (one entry per run of the driver: ``run``, ``started``, ``finished``,
+``command``, ``wall_seconds``, ``outcome`` = finished / interrupted / error, ``exit_code``),
+``wall_seconds`` (summed over the runs), ``timing`` (per unit: ``search_seconds`` and
+``seed_seconds`` summed over the runs, their per-run values in ``runs``, and the trial counts of
+the last run), ``resumes`` (one entry per ``--resume``), ``finished`` (when the last run that
+completed every unit ended).
 """
 from __future__ import annotations
 
@@ -79,12 +84,14 @@ def data_record(task: str, spec: dict[str, Any]) -> dict[str, Any]:
         return {"error": f"{type(exc).__name__}: {exc}"}
 
 
-def build_manifest(plan: Plan) -> dict[str, Any]:
+def build_manifest(plan: Plan, data: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The manifest of a new experiment; ``data``: the records the driver's checks loaded."""
     cfg = plan.cfg
-    data = {}
-    for unit in plan.units:
-        if unit.dataset not in data:
-            data[unit.dataset] = data_record(unit.task, unit.spec)
+    if data is None:
+        data = {}
+        for unit in plan.units:
+            if unit.dataset not in data:
+                data[unit.dataset] = data_record(unit.task, unit.spec)
     return {
         "created": now(),
         "command": command_line(cfg.argv),
@@ -103,15 +110,49 @@ def build_manifest(plan: Plan) -> dict[str, Any]:
         "units": [{"key": u.key, "task": u.task, "dataset": u.dataset, "backbone": u.backbone,
                    "method": u.method, "search_trials": u.n_trials(cfg),
                    "space": u.space.describe(), "space_files": [Path(f).name for f in u.space.files],
-                   "spec": u.spec} for u in plan.units],
+                   "spec": u.spec, "dropped": list(u.dropped)} for u in plan.units],
         "selection": {"score": "best value over epochs of the trainer's selection metric",
                       "split": "clean validation" if cfg.protocol == "paper" else "noisy validation"},
         "selection_metric": {t: get_task(t).selection_metric(cfg.protocol)
                              for t in sorted({u.task for u in plan.units})},
         "timing": {},
+        "runs": [],
+        "wall_seconds": 0.0,
         "resumes": [],
         "finished": None,
     }
+
+
+def start_run(manifest: dict[str, Any], argv: list[str]) -> dict[str, Any]:
+    """Append this driver run's entry to ``manifest["runs"]`` (older manifests get the list)."""
+    runs = manifest.setdefault("runs", [])
+    if not runs and manifest.get("wall_seconds"):  # written before runs were recorded
+        runs.append({"run": 1, "started": manifest.get("created"), "finished": manifest.get("finished"),
+                     "command": manifest.get("command"), "wall_seconds": manifest["wall_seconds"],
+                     "outcome": "unknown"})
+    entry = {"run": len(runs) + 1, "started": now(), "finished": None, "command": command_line(argv),
+             "wall_seconds": None, "outcome": "running", "exit_code": None}
+    runs.append(entry)
+    return entry
+
+
+def finish_run(manifest: dict[str, Any], entry: dict[str, Any], seconds: float, outcome: str,
+               exit_code: int | None) -> None:
+    entry.update({"finished": now(), "wall_seconds": seconds, "outcome": outcome, "exit_code": exit_code})
+    manifest["wall_seconds"] = sum(float(r.get("wall_seconds") or 0.0) for r in manifest["runs"])
+
+
+def add_seconds(manifest: dict[str, Any], unit: str, run: int, kind: str, seconds: float) -> None:
+    """Add ``seconds`` of ``kind`` ("search" or "seed") to ``unit``'s total and to this run's entry."""
+    timing = manifest.setdefault("timing", {}).setdefault(unit, {})
+    key = f"{kind}_seconds"
+    timing[key] = float(timing.get(key) or 0.0) + seconds
+    runs = timing.setdefault("runs", [])
+    entry = next((r for r in runs if r.get("run") == run), None)
+    if entry is None:
+        entry = {"run": run, "search_seconds": 0.0, "seed_seconds": 0.0}
+        runs.append(entry)
+    entry[key] = float(entry.get(key) or 0.0) + seconds
 
 
 def write_manifest(path: Path, manifest: dict[str, Any]) -> None:

@@ -5,10 +5,19 @@ methods); an unknown name raises :class:`deca_tune.registry.UnknownNameError` li
 choices. Each unit carries the spec shared by its trials (the task's ``make_spec`` plus the
 experiment's fixed entries) and the search space of its method (``search_spaces/*.yaml``)
 without the hyperparameters the experiment fixes.
+
+Fixed entries (``--set``) go to the units whose method reads them: a key that no method of the
+experiment knows (a typo, ``C2`` on a recommendation method) raises :class:`PlanError`; a key
+that some methods of the experiment read and others do not (``C0`` with ``normal`` and
+``deca``) is dropped from the others, and the plan says so (``Unit.dropped``). An experiment
+with its own ``trainer_factory`` (tests' fake trainer) keeps every key. Data set options that
+name files (the ``csv`` data set's ``path``) are made absolute here, because Ray runs the
+trials in other working directories.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import importlib
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -30,6 +39,7 @@ class Unit:
     method: str
     spec: dict[str, Any]  # shared by every trial of the unit (the search seed)
     space: SearchSpace  # what is searched (fixed entries removed)
+    dropped: tuple[str, ...] = field(default=())  # --set keys this unit's method does not read
 
     @property
     def key(self) -> str:
@@ -50,6 +60,51 @@ class Plan:
     @property
     def total_trials(self) -> int:
         return sum(u.n_trials(self.cfg) for u in self.units)
+
+
+class PlanError(ValueError):
+    """The experiment cannot be planned as given (the message names the option and the key)."""
+
+
+#: data sets whose options name files: ``"module:function"`` making them absolute
+#: (``resolve_options(options, data_root) -> options``)
+ABSOLUTE_OPTIONS = {"csv": "deca_tune.data.custom_csv:resolve_options"}
+
+
+def absolute_options(dataset: str, options: dict[str, Any], data_root: str) -> dict[str, Any]:
+    """``options`` of ``dataset`` with relative file paths made absolute (trials run elsewhere)."""
+    target = ABSOLUTE_OPTIONS.get(dataset)
+    if target is None:
+        return options
+    module, _, name = target.partition(":")
+    resolve = getattr(importlib.import_module(module), name, None)
+    if resolve is None:  # an older loader without it: the path is passed on as given
+        return options
+    try:
+        return resolve(dict(options), Path(data_root))
+    except (ValueError, FileNotFoundError) as exc:
+        raise PlanError(f"data set {dataset!r}: {exc}") from None
+
+
+def _check_fixed(cfg: ExperimentConfig, pairs: list[tuple[Task, str]]) -> None:
+    """Every ``--set`` key must be read by some method of the experiment."""
+    if "trainer_factory" in cfg.set:
+        return
+    for key in cfg.set:
+        if any(key in task.known_keys(method) for task, method in pairs):
+            continue
+        users = sorted(f"{name} {m}" for name in _task_names() for m in get_task(name).methods.names()
+                       if key in get_task(name).known_keys(m))
+        used = ", ".join(sorted({f"{t.name} {m}" for t, m in pairs}))
+        hint = f"; it is a setting of {', '.join(users)}" if users else ""
+        raise PlanError(f"--set {key}: no method of this experiment ({used}) has a setting "
+                        f"{key!r}{hint}")
+
+
+def _task_names() -> list[str]:
+    from deca_tune.tasks import TASKS
+
+    return list(TASKS.names())
 
 
 def _choices(kind: str, tasks: list[Task]) -> str:
@@ -74,6 +129,9 @@ def build_units(cfg: ExperimentConfig, data_root: str,
             if not any(name in getattr(t, kind) for t in used):
                 raise UnknownNameError(f"unknown {kind[:-1]} {name!r} for {'/'.join(t.name for t in used)} "
                                        f"data sets; choose one of: {_choices(kind, used)}")
+    pairs = [(tasks[d], m) for d in cfg.datasets for m in cfg.methods if m in tasks[d].methods]
+    _check_fixed(cfg, pairs)
+    keep_all = "trainer_factory" in cfg.set
     units = []
     for dataset in cfg.datasets:
         task = tasks[dataset]
@@ -85,14 +143,19 @@ def build_units(cfg: ExperimentConfig, data_root: str,
                                    f"from: {_choices(kind, [task])}")
         for backbone in backbones:
             for method in methods:
+                known = task.known_keys(method)
+                fixed = {k: v for k, v in cfg.set.items() if keep_all or k in known}
+                dropped = tuple(sorted(set(cfg.set) - set(fixed)))
                 spec = task.make_spec(dataset=dataset, backbone=backbone, method=method,
                                       max_epochs=cfg.max_epochs, seed=cfg.search_seed,
                                       data_root=data_root, protocol=cfg.protocol)
-                spec = _merge(spec, cfg.set)
+                spec = _merge(spec, fixed)
+                spec["dataset_options"] = absolute_options(dataset, spec.get("dataset_options") or {},
+                                                           data_root)
                 if cfg.plugins:  # every trial imports them too (Ray workers start fresh)
                     spec["plugins"] = list(cfg.plugins)
-                space = catalog.space(task.name, method).without(cfg.set)
-                units.append(Unit(task.name, dataset, backbone, method, spec, space))
+                space = catalog.space(task.name, method).without(fixed)
+                units.append(Unit(task.name, dataset, backbone, method, spec, space, dropped))
     return units
 
 
@@ -143,13 +206,22 @@ def describe(plan: Plan, resources: str | None = None) -> str:
     if cfg.address:
         lines.append(f"cluster:    {cfg.address}")
     lines.append("")
+    shown: dict[tuple, int] = {}
     for i, unit in enumerate(plan.units, 1):
         n = unit.n_trials(cfg)
         lines.append(f"[{i}] {unit.key} ({unit.task}): {n} search trials x <= {cfg.max_epochs} epochs, "
                      f"then {len(cfg.seeds)} seed runs")
         files = ", ".join(Path(f).name for f in unit.space.files) or "(no search-space file)"
-        lines.append(f"    space from {files}:")
-        lines += [f"      {line}" for line in unit.space.describe()]
+        params = [_describe_param(p, cfg.search) for p in unit.space.params.values()]
+        same = shown.setdefault((files, tuple(params)), i)
+        if same != i:
+            lines.append(f"    space: the same as [{same}]")
+        else:
+            lines.append(f"    space from {files}:")
+            lines += [f"      {line}" for line in params or ["(nothing searched)"]]
+        if unit.dropped:
+            lines.append(f"    not used by {unit.method} (dropped for this unit): "
+                         + ", ".join(f"--set {k}" for k in unit.dropped))
     n_seed = len(plan.units) * len(cfg.seeds)
     lines.append("")
     lines.append(f"total: {plan.total_trials} search trials (<= {plan.total_trials * cfg.max_epochs} "
@@ -158,6 +230,20 @@ def describe(plan: Plan, resources: str | None = None) -> str:
         lines.append("note: grid sizes differ between methods, so their search budgets differ "
                      "(--search optuna gives every method the same number of trials)")
     return "\n".join(lines)
+
+
+def _describe_param(param: Any, search: str) -> str:
+    """One searched parameter as the plan shows it: the grid (``--search grid``), else the
+    distribution and the value of Optuna's first trial."""
+    if search == "grid":
+        return f"{param.name}: grid {list(param.grid)}"
+    if param.distribution == "choice":
+        dist = f"choice {list(param.values)}"
+    else:
+        dist = f"{param.distribution} [{param.low:g}, {param.high:g}]"
+    start = "" if param.start is None else f", first trial {param.start:g}" if isinstance(
+        param.start, (int, float)) else f", first trial {param.start}"
+    return f"{param.name}: {dist}{start}"
 
 
 def grid_trial_count(unit: Unit) -> int:
@@ -169,4 +255,5 @@ def grid_trial_count(unit: Unit) -> int:
     return sum(1 for _ in generate_variants({**unit.spec, **grid_space(unit.space)}))
 
 
-__all__ = ["Plan", "Unit", "build_plan", "build_units", "describe", "grid_trial_count"]
+__all__ = ["Plan", "PlanError", "Unit", "absolute_options", "build_plan", "build_units", "describe",
+           "grid_trial_count"]

@@ -3,6 +3,18 @@
 Search units go to ``<experiment>/search/<unit>/`` and seed reruns to ``<experiment>/seeds/<unit>/``
 (docs/architecture.md). Metric and mode live in one place, the ``TuneConfig`` (``score``, max):
 OptunaSearch and ASHA read them from there.
+
+- Optuna's study of each unit is stored in ``<experiment>/optuna/<unit>.db`` (SQLite, study name
+  = the unit key), so ``optuna.load_study(study_name=UNIT, storage="sqlite:///.../UNIT.db")`` and
+  ``optuna-dashboard`` open it; a trial that ended with a deterministic error
+  (``trainables.trial``: a last result with ``trial_error``) is recorded there as failed.
+- Every Tuner gets :class:`deca_tune.search.console.ConsoleCallback` (the trial events) and Tune's
+  own output only at ``--verbose 2``. A restored Tuner (``--resume``) gets this run's callbacks,
+  verbosity and ``--max-failures``, not the pickled ones of the first run.
+- ``--max-failures`` retries crashes from the last checkpoint; deterministic errors end their
+  trial normally (see ``trainables.trial``), so they are neither retried nor rerun on resume.
+- An interrupted fit (Ctrl-C) raises :class:`ExperimentInterrupted` with the number of trials
+  that had not ended, counted on the experiment state Tune saved (running trials included).
 """
 from __future__ import annotations
 
@@ -20,13 +32,35 @@ from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 from ray.tune.search.optuna import OptunaSearch
 
+from deca_tune.search.console import ConsoleCallback, Progress
 from deca_tune.search.plan import Plan, Unit
 from deca_tune.search.spaces import grid_space, tune_space
-from trainables import SCORE, trainable
+from trainables import SCORE, TRIAL_ERROR, trainable
 
 
 class ExperimentInterrupted(Exception):
     """Tune stopped before every trial finished (Ctrl-C, SIGUSR1): resume with ``--resume``."""
+
+    def __init__(self, message: str, unfinished: int = 0, expected: int = 0) -> None:
+        super().__init__(message)
+        self.unfinished, self.expected = unfinished, expected
+
+
+class DeterministicAwareOptuna(OptunaSearch):
+    """OptunaSearch that records a trial ended by a deterministic error as FAIL.
+
+    Such a trial ends normally with a last result holding ``trial_error`` (no retry), which
+    plain OptunaSearch would tell as a completed trial with its score."""
+
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        if result.get(TRIAL_ERROR):
+            return
+        super().on_trial_result(trial_id, result)
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        if result and result.get(TRIAL_ERROR):
+            result, error = None, True
+        super().on_trial_complete(trial_id, result=result, error=error)
 
 
 class ResourceError(ValueError):
@@ -48,16 +82,49 @@ class Resources:
         return "\n            ".join([text, *self.notes])
 
 
-def connect(address: str | None) -> None:
-    """Join the cluster at ``address`` (or ``$RAY_ADDRESS``), else start a local Ray.
+def connect(address: str | None) -> bool:
+    """Join the cluster at ``address`` (or ``$RAY_ADDRESS``), else start a local Ray; returns
+    whether this call connected (the caller then shuts it down).
 
-    Already connected (tests, notebooks): keep that connection.
+    Already connected (tests, notebooks): keep that connection. Worker output reaches the
+    driver (``log_to_driver``), where :func:`deca_tune.search.console.capture` sends it to
+    ``search.log``.
     """
     if ray.is_initialized():
-        return
+        return False
     target = address or os.environ.get("RAY_ADDRESS") or "local"
     kwargs: dict[str, Any] = {"include_dashboard": False} if target == "local" else {}
     ray.init(address=target, log_to_driver=True, **kwargs)
+    return True
+
+
+def optuna_storage_url(plan: Plan, unit: Unit) -> str:
+    """``sqlite:///<experiment>/optuna/<unit>.db``: the unit's Optuna study (name = unit key)."""
+    return f"sqlite:///{plan.experiment_dir / 'optuna' / f'{unit.key}.db'}"
+
+
+def optuna_storage(plan: Plan, unit: Unit) -> Any:
+    import optuna
+
+    (plan.experiment_dir / "optuna").mkdir(parents=True, exist_ok=True)
+    return optuna.storages.RDBStorage(optuna_storage_url(plan, unit))
+
+
+def close_stale_optuna_trials(plan: Plan, unit: Unit) -> None:
+    """Mark as failed the study's trials still RUNNING once the unit's search has ended: ones
+    the sampler handed out that Tune never reported back (e.g. asked just before a Ctrl-C)."""
+    import optuna
+
+    path = plan.experiment_dir / "optuna" / f"{unit.key}.db"
+    if not path.exists():
+        return
+    try:
+        storage = optuna.storages.RDBStorage(optuna_storage_url(plan, unit))
+        study = optuna.load_study(study_name=unit.key, storage=storage)
+        for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+            storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
+    except Exception:  # noqa: BLE001 - bookkeeping only
+        pass
 
 
 def plan_resources(cpus_per_trial: float, gpus_per_trial: float,
@@ -118,35 +185,62 @@ def _run_config(plan: Plan, folder: str, unit: Unit, callbacks: Sequence[Any]) -
         failure_config=tune.FailureConfig(max_failures=plan.cfg.max_failures),
         checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
         sync_config=tune.SyncConfig(sync_artifacts=True),  # TensorBoard files of the trial dir
-        callbacks=[CSVLoggerCallback(), JsonLoggerCallback(), *callbacks],
-        verbose=plan.cfg.verbose,
+        callbacks=[CSVLoggerCallback(), JsonLoggerCallback(), ConsoleCallback(), *callbacks],
+        verbose=2 if plan.cfg.verbose >= 2 else 0,
     )
 
 
-def _unfinished(grid: tune.ResultGrid, expected: int) -> int:
-    """Trials not yet terminated or errored, counting those the searcher has yet to create."""
-    return max(expected, len(grid)) - grid.num_terminated - grid.num_errors
+def ended_on_disk(path: Path) -> int | None:
+    """Trials of the Tune experiment at ``path`` that had ended (TERMINATED or ERROR) in the
+    state Tune saved last. After Ctrl-C the in-memory ResultGrid calls running trials
+    TERMINATED too, while the saved state keeps them resumable; None if it cannot be read."""
+    try:
+        analysis = tune.ExperimentAnalysis(str(path))
+        return sum(1 for t in analysis.trials if t.status in ("TERMINATED", "ERROR"))
+    except Exception:  # noqa: BLE001
+        return None
 
 
-def _fit(path: Path, make_tuner, resourced, resume: bool, expected: int) -> tune.ResultGrid:
-    """Fit a new Tuner, or restore one (finished trials kept, errored ones retried)."""
+def _refresh_run_config(tuner: tune.Tuner, fresh: tune.RunConfig) -> None:
+    """A restored Tuner keeps the pickled RunConfig of the first run: give it this run's
+    callbacks (the console, the caller's), verbosity and failure policy."""
+    local = getattr(tuner, "_local_tuner", None)
+    run_config = local.get_run_config() if local is not None and hasattr(local, "get_run_config") else None
+    if run_config is None:
+        return
+    run_config.callbacks = fresh.callbacks
+    run_config.verbose = fresh.verbose
+    run_config.failure_config = fresh.failure_config
+
+
+def _fit(path: Path, make_tuner, resourced, resume: bool, expected: int, run_config: tune.RunConfig,
+         progress: Progress | None = None) -> tune.ResultGrid:
+    """Fit a new Tuner, or restore one (ended trials kept, unfinished ones continued)."""
     with _tune_env():
         if resume and tune.Tuner.can_restore(str(path)):
             tuner = tune.Tuner.restore(str(path), resourced, resume_errored=True)
+            _refresh_run_config(tuner, run_config)
             grid = tuner.get_results()
-            if _unfinished(grid, expected) == 0 and grid.num_errors == 0:
+            done = grid.num_terminated + grid.num_errors
+            if progress is not None:
+                progress.account(min(grid.num_terminated, expected))
+            if done >= expected and grid.num_errors == 0:
                 return grid  # done before: nothing to repeat
         else:
             tuner = make_tuner()
         grid = tuner.fit()
-    left = _unfinished(grid, expected)
-    if left:
-        raise ExperimentInterrupted(f"{path}: {left} of {expected} trial(s) did not finish")
+    ended = ended_on_disk(path)
+    if ended is None:  # fall back on the in-memory grid
+        ended = grid.num_terminated + grid.num_errors
+    left = max(expected, len(grid)) - ended
+    if left > 0:
+        raise ExperimentInterrupted(f"{path.parent.name}/{path.name}: {left} of {expected} trials did "
+                                    "not finish", left, expected)
     return grid
 
 
-def run_search(plan: Plan, unit: Unit, res: Resources,
-               callbacks: Sequence[Any] = ()) -> tune.ResultGrid:
+def run_search(plan: Plan, unit: Unit, res: Resources, callbacks: Sequence[Any] = (),
+               progress: Progress | None = None) -> tune.ResultGrid:
     """The search of one unit: Optuna + ASHA (or the paper grid) over its space."""
     cfg = plan.cfg
     resourced = _trainable(res)
@@ -160,8 +254,9 @@ def run_search(plan: Plan, unit: Unit, res: Resources,
         else:
             space, samples = tune_space(unit.space), cfg.num_samples
             start = unit.space.start_point()
-            searcher = (OptunaSearch(seed=cfg.search_seed, points_to_evaluate=[start] if start else None)
-                        if unit.space.params else None)
+            searcher = (DeterministicAwareOptuna(
+                seed=cfg.search_seed, points_to_evaluate=[start] if start else None,
+                study_name=unit.key, storage=optuna_storage(plan, unit)) if unit.space.params else None)
         return tune.Tuner(
             resourced,
             param_space={**unit.spec, **space},
@@ -169,15 +264,18 @@ def run_search(plan: Plan, unit: Unit, res: Resources,
                 metric=SCORE, mode="max", search_alg=searcher, scheduler=scheduler,
                 num_samples=samples, max_concurrent_trials=res.concurrency, reuse_actors=True,
                 trial_dirname_creator=lambda trial: trial.trial_id),
-            run_config=_run_config(plan, "search", unit, callbacks),
+            run_config=run_config,
         )
 
-    return _fit(plan.experiment_dir / "search" / unit.key, make_tuner, resourced, cfg.resume,
-                unit.n_trials(cfg))
+    run_config = _run_config(plan, "search", unit, callbacks)
+    grid = _fit(plan.experiment_dir / "search" / unit.key, make_tuner, resourced, cfg.resume,
+                unit.n_trials(cfg), run_config, progress)
+    close_stale_optuna_trials(plan, unit)
+    return grid
 
 
 def run_seeds(plan: Plan, unit: Unit, best_config: dict[str, Any], res: Resources,
-              callbacks: Sequence[Any] = ()) -> tune.ResultGrid:
+              callbacks: Sequence[Any] = (), progress: Progress | None = None) -> tune.ResultGrid:
     """Rerun ``best_config`` once per seed (full ``max_epochs``, no early stopping by Tune)."""
     cfg = plan.cfg
     resourced = _trainable(res)
@@ -191,11 +289,12 @@ def run_seeds(plan: Plan, unit: Unit, best_config: dict[str, Any], res: Resource
                 metric=SCORE, mode="max", scheduler=FIFOScheduler(), num_samples=1,
                 max_concurrent_trials=res.concurrency, reuse_actors=True,
                 trial_dirname_creator=lambda trial: f"seed{trial.config['seed']}_{trial.trial_id}"),
-            run_config=_run_config(plan, "seeds", unit, callbacks),
+            run_config=run_config,
         )
 
+    run_config = _run_config(plan, "seeds", unit, callbacks)
     return _fit(plan.experiment_dir / "seeds" / unit.key, make_tuner, resourced, cfg.resume,
-                len(cfg.seeds))
+                len(cfg.seeds), run_config, progress)
 
 
 def timed(fn, *args: Any, **kwargs: Any) -> tuple[Any, float]:

@@ -2,16 +2,28 @@
 
 - ``summary/search_trials.csv``: every search trial: unit, trial id, status, error, epochs,
   best epoch, ``score`` (best selection metric), ``selection_metric``, seconds, ``is_best``,
-  and its configuration as ``config/<key>`` columns.
+  ``path`` (the trial folder), ``checkpoint`` (its last checkpoint) and its configuration as
+  ``config/<key>`` columns.
 - ``summary/seed_runs.csv``: one row per (data set, backbone, method, seed): status, the
-  configuration (``config/<key>``), and the metrics of the run's best epoch (the epoch that
-  ``Trainer.fit`` restores, chosen on the selection metric, never on test).
+  configuration (``config/<key>``), the metrics of the run's best epoch (the epoch that
+  ``Trainer.fit`` restores, chosen on the selection metric, never on test), ``path`` and
+  ``checkpoint``: the checkpoint folder of the run's last epoch, relative to the experiment
+  folder. Epochs count from 1 (``epochs``, ``best_epoch``) while Tune numbers checkpoint folders
+  from 0: ``checkpoint_000009`` holds the state after epoch 10. That last checkpoint holds
+  ``best_state``, the weights of ``best_epoch``, which ``python -m deca_tune.recommend
+  <checkpoint>`` uses (``--weights last`` for the last epoch's).
 - ``summary/curves.csv``: one row per (data set, backbone, method, seed, epoch): every metric.
-- ``summary/summary.csv``: per unit, ``n_seeds`` (finished), ``seeds``, ``missing_seeds`` and
-  ``<metric>/mean``, ``<metric>/std`` (sample std, ddof=1) over the finished seeds.
+- ``summary/summary.csv``: per unit, ``n_seeds`` (finished), ``seeds``, ``missing_seeds``,
+  ``<metric>/mean``, ``<metric>/std`` (sample std, ddof=1) over the finished seeds, and
+  ``search_seconds`` / ``seed_seconds``: wall time of the unit's search and seed runs summed
+  over every run of the driver (an interrupted run and its resumes).
+- ``summary/timing.csv``: those seconds per unit and driver run (``run`` 1, 2, ... and
+  ``total``).
 
 Status values: ``completed`` (ran to the end or the trainer's own early stopping), ``stopped``
-(ASHA ended it early), ``error`` (raised, e.g. a non-finite loss; the message is in ``error``).
+(ASHA ended it early), ``error`` (a deterministic error, e.g. an invalid configuration or a
+non-finite loss, ended it without retry, or it raised and used up ``--max-failures``; the
+one-line message is in ``error``).
 """
 from __future__ import annotations
 
@@ -23,6 +35,7 @@ from typing import Any
 import pandas as pd
 
 from deca_tune.search.plan import Unit
+from trainables import TRIAL_ERROR
 
 UNIT_KEYS = ["task", "dataset", "backbone", "method"]
 #: Tune's bookkeeping columns, left out of the curves
@@ -52,7 +65,9 @@ def _curve(result: Any) -> pd.DataFrame:
     df = result.metrics_dataframe
     if df is None or df.empty or "epoch" not in df:
         return pd.DataFrame()
-    df = df[[c for c in df.columns if c not in _TUNE_COLUMNS and not str(c).startswith("config/")]]
+    df = df[[c for c in df.columns if c not in _TUNE_COLUMNS and not str(c).startswith("config/")
+             and c not in (TRIAL_ERROR, "trial_error_type")]]
+    df = df[pd.to_numeric(df["epoch"], errors="coerce").notna()]  # a deterministic error's last report
     # a trial resumed from a checkpoint may report an epoch twice: keep the latest report
     df = df.drop_duplicates(subset="epoch", keep="last").sort_values("epoch").reset_index(drop=True)
     for col in ("epoch", "best_epoch"):
@@ -62,9 +77,9 @@ def _curve(result: Any) -> pd.DataFrame:
 
 
 def _status(result: Any, max_epochs: int) -> str:
-    if result.error is not None:
-        return "error"
     last = result.metrics or {}
+    if result.error is not None or last.get(TRIAL_ERROR):
+        return "error"
     if last.get("trainer_finished") or int(last.get("epoch", 0) or 0) >= max_epochs:
         return "completed"
     return "stopped" if last else "error"
@@ -72,6 +87,28 @@ def _status(result: Any, max_epochs: int) -> str:
 
 def _int(value: Any) -> int | None:
     return None if value is None or (isinstance(value, float) and math.isnan(value)) else int(value)
+
+
+def _error(result: Any) -> str:
+    return (result.metrics or {}).get(TRIAL_ERROR) or _first_line(result.error)
+
+
+def _relative(path: str | Path | None, experiment_dir: Path | None) -> str | None:
+    if path is None:
+        return None
+    path = Path(str(path))
+    if experiment_dir is not None and path.is_relative_to(experiment_dir):
+        return str(path.relative_to(experiment_dir))
+    return str(path)
+
+
+def checkpoint_path(result: Any, experiment_dir: Path | None = None) -> str | None:
+    """The trial's last checkpoint folder (``checkpoint_<n>``, n from 0 = after epoch n + 1)."""
+    checkpoint = getattr(result, "checkpoint", None)
+    if checkpoint is not None:
+        return _relative(checkpoint.path, experiment_dir)
+    found = sorted(Path(result.path).glob("checkpoint_*")) if result.path else []
+    return _relative(found[-1], experiment_dir) if found else None
 
 
 def _unit_cols(unit: Unit) -> dict[str, Any]:
@@ -89,7 +126,7 @@ def search_rows(unit: Unit, grid: Any, experiment_dir: Path) -> list[dict[str, A
             **_unit_cols(unit),
             "trial_id": last.get("trial_id") or Path(result.path).name,
             "status": _status(result, int(config.get("max_epochs", 0))),
-            "error": _first_line(result.error),
+            "error": _error(result),
             "epochs": int(curve["epoch"].max()) if not curve.empty else 0,
             "best_epoch": _int(last.get("best_epoch")),
             "score": last.get("score"),
@@ -97,8 +134,8 @@ def search_rows(unit: Unit, grid: Any, experiment_dir: Path) -> list[dict[str, A
             "seconds": last.get("time_total_s"),
             "device": last.get("device"),
             "is_best": False,
-            "path": str(Path(result.path).relative_to(experiment_dir))
-            if Path(result.path).is_relative_to(experiment_dir) else result.path,
+            "path": _relative(result.path, experiment_dir),
+            "checkpoint": checkpoint_path(result, experiment_dir),
             **_flat_config(config),
         })
     return rows
@@ -108,13 +145,17 @@ def pick_best(grid: Any) -> Any | None:
     """The trial with the highest ``score`` among those without error (first one on ties)."""
     best, best_score = None, -math.inf
     for result in grid:
-        score = (result.metrics or {}).get("score")
-        if result.error is None and score is not None and math.isfinite(score) and score > best_score:
+        last = result.metrics or {}
+        score = last.get("score")
+        if last.get(TRIAL_ERROR) or result.error is not None:
+            continue
+        if score is not None and math.isfinite(score) and score > best_score:
             best, best_score = result, score
     return best
 
 
-def seed_rows(unit: Unit, grid: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def seed_rows(unit: Unit, grid: Any, experiment_dir: Path | None = None
+              ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(rows of seed_runs.csv, rows of curves.csv) for the seed reruns of ``unit``."""
     runs, curves = [], []
     for result in grid:
@@ -123,9 +164,11 @@ def seed_rows(unit: Unit, grid: Any) -> tuple[list[dict[str, Any]], list[dict[st
         curve = _curve(result)
         last = result.metrics or {}
         row = {**_unit_cols(unit), "seed": seed, "status": _status(result, int(config.get("max_epochs", 0))),
-               "error": _first_line(result.error), "epochs": int(curve["epoch"].max()) if not curve.empty else 0,
+               "error": _error(result), "epochs": int(curve["epoch"].max()) if not curve.empty else 0,
                "best_epoch": _int(last.get("best_epoch")), "selection_metric": last.get("selection_metric"),
-               "seconds": last.get("time_total_s"), "device": last.get("device"), **_flat_config(config)}
+               "seconds": last.get("time_total_s"), "device": last.get("device"),
+               "path": _relative(result.path, experiment_dir),
+               "checkpoint": checkpoint_path(result, experiment_dir), **_flat_config(config)}
         if not curve.empty:
             best_epoch = last.get("best_epoch")
             at_best = curve[curve["epoch"] == best_epoch] if best_epoch is not None else curve.iloc[0:0]
@@ -138,8 +181,10 @@ def seed_rows(unit: Unit, grid: Any) -> tuple[list[dict[str, Any]], list[dict[st
     return runs, curves
 
 
-def summarise(runs: pd.DataFrame, expected_seeds: list[int]) -> pd.DataFrame:
-    """Mean and sample std (ddof=1) over the finished seeds of every unit."""
+def summarise(runs: pd.DataFrame, expected_seeds: list[int],
+              timing: dict[str, dict[str, Any]] | None = None) -> pd.DataFrame:
+    """Mean and sample std (ddof=1) over the finished seeds of every unit (plus its cumulative
+    ``search_seconds`` / ``seed_seconds`` from ``timing``, the manifest's entry)."""
     if runs.empty:
         return pd.DataFrame()
     metric_cols = [c for c in runs.columns
@@ -156,18 +201,36 @@ def summarise(runs: pd.DataFrame, expected_seeds: list[int]) -> pd.DataFrame:
             values = pd.to_numeric(ok[col], errors="coerce").dropna()
             row[f"{col}/mean"] = values.mean() if len(values) else math.nan
             row[f"{col}/std"] = values.std(ddof=1) if len(values) > 1 else math.nan
+        unit_timing = (timing or {}).get("__".join(str(k) for k in keys[1:]), {})
+        row["search_seconds"] = unit_timing.get("search_seconds")
+        row["seed_seconds"] = unit_timing.get("seed_seconds")
         out.append(row)
     return pd.DataFrame(out)
 
 
+def timing_rows(timing: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows of ``timing.csv``: per unit, one per driver run plus its total."""
+    rows = []
+    for unit, entry in timing.items():
+        for run in entry.get("runs", []):
+            rows.append({"unit": unit, "run": run.get("run"), "search_seconds": run.get("search_seconds", 0.0),
+                         "seed_seconds": run.get("seed_seconds", 0.0)})
+        rows.append({"unit": unit, "run": "total", "search_seconds": entry.get("search_seconds", 0.0),
+                     "seed_seconds": entry.get("seed_seconds", 0.0)})
+    return rows
+
+
 def write_summary(experiment_dir: Path, search: list[dict], runs: list[dict], curves: list[dict],
-                  expected_seeds: list[int]) -> dict[str, pd.DataFrame]:
-    """Write the four CSVs under ``summary/``; returns the frames."""
+                  expected_seeds: list[int], timing: dict[str, dict[str, Any]] | None = None
+                  ) -> dict[str, pd.DataFrame]:
+    """Write the CSVs under ``summary/``; returns the frames."""
     folder = experiment_dir / "summary"
     folder.mkdir(parents=True, exist_ok=True)
     frames = {"search_trials": pd.DataFrame(search), "seed_runs": pd.DataFrame(runs),
               "curves": pd.DataFrame(curves)}
-    frames["summary"] = summarise(frames["seed_runs"], expected_seeds)
+    frames["summary"] = summarise(frames["seed_runs"], expected_seeds, timing)
+    if timing:
+        frames["timing"] = pd.DataFrame(timing_rows(timing))
     for name, frame in frames.items():
         frame.to_csv(folder / f"{name}.csv", index=False)
     return frames
