@@ -159,6 +159,9 @@ def test_manifest_and_worker_reuse(optuna_experiment):
         pids = {results(d)[-1]["worker_pid"] for d in (exp / "search" / unit).iterdir()
                 if (d / "result.json").exists()}
         assert len(pids) <= 2, "reuse_actors: at most one worker per concurrent trial"
+        # every trial trained on the split the driver loaded (Ray's object store), not a re-parse
+        assert all(results(d)[-1]["data_from_driver"] == 1 for d in (exp / "search" / unit).iterdir()
+                   if (d / "result.json").exists())
 
 
 def test_grid_with_failing_trials_and_gpus_on_a_gpu_less_cluster(ray_session, tmp_path, capsys):

@@ -2,6 +2,7 @@
 deterministic errors ended without a retry."""
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 
@@ -130,3 +131,25 @@ def test_a_crash_still_raises_so_that_tune_retries_it(tmp_path, monkeypatch):
     monkeypatch.setattr(trial.ray, "get_gpu_ids", lambda: [])
     with pytest.raises(RuntimeError, match="fake failure at epoch 2"):
         trial.trainable({"trainer_factory": FAKE, "max_epochs": 3, "fail_at_epoch": 2, "device": "cpu"})
+
+
+def test_preloaded_data_sets_are_never_parsed_again(monkeypatch):
+    """What the driver hands to a worker (``trainable(config, datasets=...)``) fills the worker's
+    cache: the loader is not called again."""
+    from deca_tune.data import loading
+    from deca_tune.data.registry import REC_DATASETS
+
+    options = {"n_users": 30, "n_items": 20}
+    split = loading.load_dataset("rec", "synthetic", **options)
+    handed = loading.loaded_datasets()
+    loading.clear_cache()
+    original = REC_DATASETS.get("synthetic")
+
+    @functools.wraps(original)  # the same signature, so the same cache key
+    def parse_again(*args, **kwargs):
+        pytest.fail("the worker parsed the data set again")
+
+    monkeypatch.setitem(REC_DATASETS._items, "synthetic", parse_again)
+    loading.preload(handed)
+    assert loading.load_dataset("rec", "synthetic", **options) is split
+    loading.clear_cache()

@@ -13,7 +13,8 @@ Reported keys: every numeric metric of the trainer (``epoch``, ``loss``, ``loss/
 plus ``score`` (best value so far of the trainer's ``selection_metric``: what Optuna, ASHA and
 the best-config choice see), ``selection_metric`` (its name), ``best_epoch``,
 ``trainer_finished`` (1 once the trainer is done: max epochs or its own early stopping),
-``setup_seconds`` (building the trainer, data included), ``worker_pid``, ``device`` (where
+``setup_seconds`` (building the trainer, data included), ``worker_pid``, ``data_from_driver``
+(1 when the driver handed the data sets over through the object store), ``device`` (where
 the model trained) and ``gpu_ids`` (what Ray assigned; fractional trials share an id). Test
 metrics are reported for analysis only; nothing selects on them.
 
@@ -108,9 +109,17 @@ def _numeric(metrics: dict[str, Any]) -> dict[str, float]:
             if isinstance(v, (int, float)) and not isinstance(v, bool)}
 
 
-def trainable(config: dict[str, Any]) -> None:
-    """Function trainable: train one trial described by the spec ``config`` (any task family)."""
+def trainable(config: dict[str, Any], datasets: dict[tuple, Any] | None = None) -> None:
+    """Function trainable: train one trial described by the spec ``config`` (any task family).
+
+    ``datasets``: data sets the driver already loaded (``deca_tune.data.loading.loaded_datasets``,
+    handed over through Ray's object store by ``tune.with_parameters``); they seed this worker's
+    cache, so the trial does not parse the files again."""
     logging.getLogger("ray.train").setLevel(logging.WARNING)  # one "checkpoint created" line per epoch
+    if datasets:
+        from deca_tune.data.loading import preload
+
+        preload(datasets)
     spec = dict(config)
     started = time.perf_counter()
     try:
@@ -151,6 +160,7 @@ def trainable(config: dict[str, Any]) -> None:
                 "trainer_finished": int(bool(trainer.finished)),
                 "setup_seconds": setup_seconds,
                 "worker_pid": os.getpid(),
+                "data_from_driver": int(bool(datasets)),
             })
             report: dict[str, Any] = {**metrics, "selection_metric": trainer.selection_metric,
                                       "device": spec["device"], "gpu_ids": gpu_ids()}

@@ -74,6 +74,19 @@ def load_split(task: str, spec: Mapping[str, Any]) -> Any:
     return _SPLITS[key]
 
 
+def loaded_datasets() -> dict[tuple, Any]:
+    """Every data set this process has loaded (``load_dataset``'s cache), to hand to others."""
+    return dict(_DATASETS)
+
+
+def preload(datasets: Mapping[tuple, Any]) -> None:
+    """Seed this process's cache with data sets another process loaded: the search driver hands
+    its own to every trial through Ray's object store, so no worker parses the files again (nor
+    needs them on its node)."""
+    for key, data in datasets.items():
+        _DATASETS.setdefault(key, data)
+
+
 def clear_cache() -> None:
     """Forget every cached data set and split (tests; after files on disk changed)."""
     _DATASETS.clear()

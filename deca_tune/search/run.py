@@ -175,7 +175,13 @@ def _tune_env() -> Iterator[None]:
 
 
 def _trainable(res: Resources):
-    return tune.with_resources(trainable, {"cpu": res.cpus, "gpu": res.gpus})
+    """The trainable with its resources and the data sets the driver loaded (``load_data``),
+    put once into Ray's object store (``tune.with_parameters``) instead of parsed again by every
+    worker."""
+    from deca_tune.data.loading import loaded_datasets
+
+    with_data = tune.with_parameters(trainable, datasets=loaded_datasets())
+    return tune.with_resources(with_data, {"cpu": res.cpus, "gpu": res.gpus})
 
 
 def _run_config(plan: Plan, folder: str, unit: Unit, callbacks: Sequence[Any]) -> tune.RunConfig:

@@ -41,7 +41,7 @@ UNIT_KEYS = ["task", "dataset", "backbone", "method"]
 #: Tune's bookkeeping columns, left out of the curves
 _TUNE_COLUMNS = {"timestamp", "checkpoint_dir_name", "should_checkpoint", "done", "training_iteration",
                  "trial_id", "date", "time_this_iter_s", "time_total_s", "pid", "hostname", "node_ip",
-                 "time_since_restore", "iterations_since_restore", "logdir", "worker_pid",
+                 "time_since_restore", "iterations_since_restore", "logdir", "worker_pid", "data_from_driver",
                  "setup_seconds", "selection_metric", "trainer_finished", "device", "gpu_ids", "restored_from"}
 
 
