@@ -52,3 +52,52 @@ def test_batching_over_users_does_not_change_results():
     a = rank_metrics(fixed_scores(scores), relevant, mask, 50, 30, [5, 10], batch_users=7)
     b = rank_metrics(fixed_scores(scores), relevant, mask, 50, 30, [5, 10], batch_users=1000)
     assert a == pytest.approx(b)
+
+
+# --------------------------------------------------- one scoring pass for several splits
+def _random_sets(seed=0, n_users=60, n_items=45):
+    rng = np.random.default_rng(seed)
+
+    def pairs(n):
+        return np.unique(np.stack([rng.integers(0, n_users, n), rng.integers(0, n_items, n)], 1), axis=0)
+
+    train, valid, test = pairs(500), pairs(80), pairs(80)
+    other = pairs(150)  # a mask that is not an extension of train
+    test_mask = np.concatenate([train, valid])
+    masks = {"valid": (valid, train), "valid_clean": (valid[::2], train), "test": (test, test_mask),
+             "test_clean": (test[1::3], test_mask.copy()),  # equal to test's mask, another array
+             "odd": (test[::4], other)}
+    return masks, n_users, n_items
+
+
+def test_one_pass_evaluator_equals_one_split_at_a_time():
+    from deca_tune.metrics.ranking import RankingEvaluator
+
+    sets, n_users, n_items = _random_sets()
+    scores = np.random.default_rng(1).random((n_users, n_items)).tolist()
+    calls = []
+
+    def score(users):
+        calls.append(len(users))
+        return fixed_scores(scores)(users)
+
+    ev = RankingEvaluator(sets, n_users, n_items, [3, 10, 20], batch_users=16)
+    together = ev.evaluate(score)
+    assert sum(calls) == len(ev.users())  # every user scored once for all five splits
+    for name, (relevant, mask) in sets.items():
+        alone = rank_metrics(fixed_scores(scores), relevant, mask, n_users, n_items, [3, 10, 20], batch_users=7)
+        assert together[name] == pytest.approx(alone, abs=1e-12), name
+    sub = ev.evaluate(fixed_scores(scores), ["test_clean"])
+    assert list(sub) == ["test_clean"] and sub["test_clean"] == pytest.approx(together["test_clean"])
+
+
+def test_evaluator_counts_users_with_relevant_items_only():
+    from deca_tune.metrics.ranking import RankingEvaluator
+
+    relevant = np.array([[0, 1], [2, 3]])
+    ev = RankingEvaluator({"a": (relevant, np.zeros((0, 2), dtype=np.int64)),
+                           "empty": (np.zeros((0, 2), dtype=np.int64), np.zeros((0, 2), dtype=np.int64))},
+                          n_users=4, n_items=5, ks=[2])
+    res = ev.evaluate(fixed_scores([[0, 9, 0, 0, 0], [0] * 5, [5, 9, 0, 0, 1], [0] * 5]))
+    assert res["a"]["users"] == 2 and res["a"]["recall@2"] == pytest.approx(0.5)
+    assert res["empty"] == {"recall@2": 0.0, "ndcg@2": 0.0, "users": 0.0}

@@ -89,3 +89,81 @@ def test_empty_selection_split_is_a_clear_error():
     split.valid = split.valid[:0]
     with pytest.raises(ValueError, match="valid split is empty"):
         make(split)
+
+
+# ------------------------------------------------------------ issue 13: eval_splits
+def test_selection_eval_scores_only_the_selection_split_until_the_last_epoch():
+    split = tiny_split()
+    full = make(split, max_epochs=3)
+    sel = make(split, max_epochs=3, eval_splits="selection")
+    for epoch in range(1, 4):
+        a, b = full.train_epoch(), sel.train_epoch()
+        assert b["valid/ndcg@20"] == a["valid/ndcg@20"] and b["loss"] == a["loss"]
+        has_test = any(k.startswith("test") for k in b)
+        assert has_test == (epoch == 3), epoch  # the last epoch reports every split
+        assert not any(k.startswith("valid_clean") for k in b) or epoch == 3
+    keys = [k for k in a if not k.endswith("seconds")]
+    assert [a[k] for k in keys] == [b[k] for k in keys]
+    assert make(split, protocol="paper", eval_splits="selection").epoch_eval_splits() == ["valid_clean"]
+
+
+def test_selection_eval_reports_every_split_when_early_stopping_ends_the_run():
+    t = make(tiny_split(), max_epochs=50, patience=2, lr=1e-12, eval_splits="selection")
+    history = []
+    while not t.finished:
+        history.append(t.train_epoch())
+    assert t.stopped_early and len(history) == 3
+    assert "test_clean/ndcg@20" in history[-1] and "test_clean/ndcg@20" not in history[0]
+    assert t.last is history[-1]
+    assert set(t.evaluate("all")) <= set(history[-1])
+
+
+def test_eval_splits_is_checked():
+    from deca_tune.tasks import SpecError
+
+    with pytest.raises(SpecError, match="eval_splits"):
+        make(tiny_split(), eval_splits="test")
+
+
+def test_epoch_parts_are_summed_once_per_epoch():
+    t = make(tiny_split())
+    m = t.train_epoch()
+    assert isinstance(m["loss/bce"], float) and isinstance(m["loss"], float)
+    assert not hasattr(t, "_tensor_totals")  # nothing left over for the next epoch
+    deca = make(tiny_split(), method="deca")
+    d = deca.train_epoch()
+    for key in ("deca/kl", "deca/h_mean", "deca/h_prime_mean", "loss/likelihood"):
+        assert isinstance(d[key], float) and np.isfinite(d[key]), key
+
+
+def test_own_adam_is_torch_adam_bit_for_bit_and_reads_its_checkpoints():
+    from deca_tune.training.adam import Adam
+
+    torch.manual_seed(0)
+    shapes = [(7, 3), (3,), (5, 2)]
+    start = [torch.randn(s) for s in shapes]
+    ours = [torch.nn.Parameter(t.clone()) for t in start]
+    ref = [torch.nn.Parameter(t.clone()) for t in start]
+    a, b = Adam(ours, lr=0.01), torch.optim.Adam(ref, lr=0.01)
+    gen = torch.Generator().manual_seed(1)
+    for step in range(12):
+        grads = [torch.randn(s, generator=gen) for s in shapes]
+        for i, (p, q) in enumerate(zip(ours, ref)):
+            skip = i == 2 and step % 3 == 0  # a tensor without gradient on some steps
+            p.grad = None if skip else grads[i].clone()
+            q.grad = None if skip else grads[i].clone()
+        a.step()
+        b.step()
+        assert all(torch.equal(p, q) for p, q in zip(ours, ref)), step
+    resumed = [torch.nn.Parameter(q.detach().clone()) for q in ref]
+    c = Adam(resumed, lr=0.5)
+    c.load_state_dict(b.state_dict())  # a torch.optim.Adam checkpoint
+    assert c.lr == 0.01 and c.state_dict()["state"][0]["step"] == b.state_dict()["state"][0]["step"]
+    for p, q in zip(resumed, ref):
+        p.grad = torch.ones_like(p)
+        q.grad = torch.ones_like(q)
+    c.step()
+    b.step()
+    assert all(torch.equal(p, q) for p, q in zip(resumed, ref))
+    b2 = torch.optim.Adam([torch.nn.Parameter(t.clone()) for t in start], lr=0.01)
+    b2.load_state_dict(c.state_dict())  # and the other way round

@@ -5,10 +5,18 @@ items when scoring test) are excluded, and the top max(K) items are compared wit
 relevant held-out items. Binary relevance; IDCG over min(|relevant|, K); averages over users with
 at least one relevant item. :func:`masked_top_k` is the one masked top-k of the project (also
 behind ``python -m deca_tune.recommend``).
+
+:class:`RankingEvaluator` scores several splits in one pass (issue 13): per batch of the union of
+their users, the model scores every item once; the splits that share a mask share one top-k, and
+a mask that extends another (test: training + validation items, ``RecSplit.test_mask`` puts the
+training pairs first; valid: training items) only adds its extra pairs to the already masked
+matrix before the next top-k. Hits are looked up in the
+sorted (user, item) keys of each split's relevant pairs, so no dense relevance matrix is built.
+:func:`rank_metrics` is the one-split case.
 """
 from __future__ import annotations
 
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -25,14 +33,19 @@ class PairIndex:
         self.items = pairs[order, 1]
         self.starts = np.searchsorted(pairs[order, 0], np.arange(n_users + 1))
 
-    def rows(self, users: np.ndarray, n_items: int, device: torch.device) -> torch.Tensor:
-        """Boolean ``[len(users), n_items]``: True at each user's items."""
+    def pairs(self, users: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(rows, items)``: for each of ``users`` (row ``r`` of the batch) its items."""
         lo, hi = self.starts[users], self.starts[users + 1]
         counts = hi - lo
         row = np.repeat(np.arange(len(users)), counts)
         pos = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts) + np.repeat(lo, counts)
+        return row, self.items[pos]
+
+    def rows(self, users: np.ndarray, n_items: int, device: torch.device) -> torch.Tensor:
+        """Boolean ``[len(users), n_items]``: True at each user's items."""
+        row, items = self.pairs(users)
         out = torch.zeros(len(users), n_items, dtype=torch.bool, device=device)
-        out[torch.as_tensor(row, device=device), torch.as_tensor(self.items[pos], device=device)] = True
+        out[torch.as_tensor(row, device=device), torch.as_tensor(items, device=device)] = True
         return out
 
 
@@ -47,9 +60,139 @@ def masked_top_k(score_fn: ScoreFn, users: np.ndarray, mask: PairIndex, n_items:
     for start in range(0, len(users), batch_users):
         batch = users[start:start + batch_users]
         scores = score_fn(torch.as_tensor(batch, device=device)).float()
-        scores = scores.masked_fill(mask.rows(batch, n_items, device), float("-inf"))
+        scores = _masked(scores, mask, batch, device, inplace=False)
         values, items = torch.topk(scores, k, dim=1)
         yield batch, values, items
+
+
+def _masked(scores: torch.Tensor, index: PairIndex, batch: np.ndarray, device: torch.device,
+            inplace: bool) -> torch.Tensor:
+    """``scores`` with ``-inf`` at the ``index`` pairs of the batch's users (a new tensor unless
+    ``inplace``: a score function may return a view of something it keeps)."""
+    row, items = index.pairs(batch)
+    where = (torch.as_tensor(row, device=device), torch.as_tensor(items, device=device))
+    value = torch.tensor(float("-inf"), device=device, dtype=scores.dtype)
+    return scores.index_put_(where, value) if inplace else scores.index_put(where, value)
+
+
+def _keys(pairs: np.ndarray, n_items: int) -> np.ndarray:
+    pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
+    return np.unique(pairs[:, 0] * n_items + pairs[:, 1])
+
+
+class RankingEvaluator:
+    """Recall@K and NDCG@K of several splits from one scoring pass.
+
+    ``sets``: ``{name: (relevant pairs [n, 2], masked pairs [m, 2])}``. :meth:`evaluate` scores
+    the union of the chosen splits' users once per batch of ``batch_users``; splits with equal
+    masks share one top-k, and masks are applied in order of size, each one whose first rows are
+    the previous mask adding only the rest (any other starts again from the raw scores). Built
+    once per split (the trainer keeps one).
+    """
+
+    def __init__(self, sets: Mapping[str, tuple[np.ndarray, np.ndarray]], n_users: int, n_items: int,
+                 ks: Sequence[int], batch_users: int = 1024) -> None:
+        self.n_users, self.n_items = int(n_users), int(n_items)
+        self.ks = sorted({int(k) for k in ks})
+        self.max_k = min(max(self.ks), self.n_items)
+        self.batch_users = int(batch_users)
+        self.names = list(sets)
+        masks: list[np.ndarray] = []  # distinct masks, as given
+        self._mask_of: dict[str, int] = {}
+        self._rel_keys: dict[str, np.ndarray] = {}
+        self._users: dict[str, np.ndarray] = {}
+        self._n_rel: dict[str, np.ndarray] = {}
+        for name, (relevant, mask) in sets.items():
+            mask = np.asarray(mask, dtype=np.int64).reshape(-1, 2)
+            j = next((j for j, other in enumerate(masks) if other is mask or (
+                other.shape == mask.shape and np.array_equal(other, mask))), None)
+            if j is None:
+                j = len(masks)
+                masks.append(mask)
+            self._mask_of[name] = j
+            rel = _keys(relevant, self.n_items)
+            self._rel_keys[name] = rel
+            self._users[name] = np.unique(rel // self.n_items)
+            self._n_rel[name] = np.bincount(rel // self.n_items, minlength=self.n_users)
+        #: the masks in the order applied: (mask id, pairs to add, starts from the raw scores);
+        #: a mask whose first rows are the previous mask (``test_mask`` = train + valid) adds
+        #: only the rest, any other one starts again from the raw scores
+        self._steps: list[tuple[int, PairIndex, bool]] = []
+        previous: np.ndarray | None = None
+        for j in sorted(range(len(masks)), key=lambda j: len(masks[j])):
+            mask = masks[j]
+            nested = previous is not None and len(previous) <= len(mask) and np.array_equal(
+                mask[:len(previous)], previous)
+            self._steps.append((j, PairIndex(mask[len(previous):] if nested else mask, self.n_users),
+                                not nested))
+            previous = mask
+        self._on_device: dict[tuple[str, str], tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def users(self, names: Sequence[str] | None = None) -> np.ndarray:
+        """The users :meth:`evaluate` scores for ``names``: those with a relevant pair in any."""
+        names = self.names if names is None else list(names)
+        return np.unique(np.concatenate([self._users[n] for n in names])) if names else \
+            np.zeros(0, dtype=np.int64)
+
+    def _device_tables(self, name: str, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        key = (name, str(device))
+        if key not in self._on_device:
+            self._on_device[key] = (torch.as_tensor(self._rel_keys[name], device=device),
+                                    torch.as_tensor(self._n_rel[name], device=device))
+        return self._on_device[key]
+
+    @torch.no_grad()
+    def evaluate(self, score_fn: ScoreFn, names: Sequence[str] | None = None,
+                 device: torch.device | str = "cpu") -> dict[str, dict[str, float]]:
+        """``{name: {"recall@K": .., "ndcg@K": .., "users": n}}`` for ``names`` (default: all)."""
+        device = torch.device(device)
+        names = self.names if names is None else [n for n in self.names if n in set(names)]
+        needed = {self._mask_of[n] for n in names}
+        last = max((i for i, (j, _, _) in enumerate(self._steps) if j in needed), default=-1)
+        steps = self._steps[:last + 1]
+        by_mask = {j: [n for n in names if self._mask_of[n] == j] for j in needed}
+        users = self.users(names)
+        ks, max_k, n_items = self.ks, self.max_k, self.n_items
+        sums = {n: {f"{m}@{k}": 0.0 for k in ks for m in ("recall", "ndcg")} for n in names}
+        discounts = 1.0 / torch.log2(torch.arange(2, max_k + 2, device=device, dtype=torch.float64))
+        idcg_table = torch.cumsum(discounts, 0)
+        for start in range(0, len(users), self.batch_users):
+            batch = users[start:start + self.batch_users]
+            batch_t = torch.as_tensor(batch, device=device)
+            raw = score_fn(batch_t).float()
+            current: torch.Tensor | None = None
+            for j, extra, restart in steps:
+                if current is None or restart:
+                    current = _masked(raw, extra, batch, device, inplace=False)
+                else:
+                    current = _masked(current, extra, batch, device, inplace=True)
+                if j not in needed:
+                    continue
+                top = torch.topk(current, max_k, dim=1).indices
+                for name in by_mask[j]:
+                    rel_keys, n_rel_all = self._device_tables(name, device)
+                    rows = torch.nonzero(n_rel_all[batch_t] > 0).squeeze(1)
+                    if rows.numel() == 0:
+                        continue
+                    row_users = batch_t[rows]
+                    keys = row_users[:, None] * n_items + top[rows]
+                    pos = torch.searchsorted(rel_keys, keys).clamp_(max=len(rel_keys) - 1)
+                    hits = (rel_keys[pos] == keys).double()
+                    n_rel = n_rel_all[row_users].double()
+                    acc = sums[name]
+                    for k in ks:
+                        kk = min(k, max_k)
+                        h = hits[:, :kk]
+                        acc[f"recall@{k}"] += float((h.sum(1) / n_rel).sum())
+                        dcg = (h * discounts[:kk]).sum(1)
+                        idcg = idcg_table[(torch.clamp(n_rel, max=kk) - 1).long()]
+                        acc[f"ndcg@{k}"] += float((dcg / idcg).sum())
+        out: dict[str, dict[str, float]] = {}
+        for name in names:
+            n = len(self._users[name])
+            out[name] = {key: val / max(n, 1) for key, val in sums[name].items()}
+            out[name]["users"] = float(n)
+        return out
 
 
 def rank_metrics(score_fn: ScoreFn, relevant: np.ndarray, mask: np.ndarray, n_users: int,
@@ -60,27 +203,5 @@ def rank_metrics(score_fn: ScoreFn, relevant: np.ndarray, mask: np.ndarray, n_us
     ``relevant``: ``[n, 2]`` held-out (user, item) pairs; ``mask``: pairs never ranked.
     Returns ``{"recall@K": ..., "ndcg@K": ..., "users": n_evaluated}``.
     """
-    device = torch.device(device)
-    ks = sorted(set(int(k) for k in ks))
-    max_k = min(max(ks), n_items)
-    users = np.unique(relevant[:, 0]) if len(relevant) else np.zeros(0, dtype=np.int64)
-    sums = {f"{m}@{k}": 0.0 for k in ks for m in ("recall", "ndcg")}
-    discounts = 1.0 / torch.log2(torch.arange(2, max_k + 2, device=device, dtype=torch.float64))
-    idcg_table = torch.cumsum(discounts, 0)
-    rel_index = PairIndex(relevant, n_users)
-    for batch, _, top in masked_top_k(score_fn, users, PairIndex(mask, n_users), n_items, max_k,
-                                      batch_users, device):
-        rel = rel_index.rows(batch, n_items, device)
-        hits = torch.gather(rel, 1, top).double()
-        n_rel = rel.sum(1).double()
-        for k in ks:
-            kk = min(k, max_k)
-            h = hits[:, :kk]
-            sums[f"recall@{k}"] += float((h.sum(1) / n_rel).sum())
-            dcg = (h * discounts[:kk]).sum(1)
-            idcg = idcg_table[(torch.clamp(n_rel, max=kk) - 1).long()]
-            sums[f"ndcg@{k}"] += float((dcg / idcg).sum())
-    n = max(len(users), 1)
-    out = {key: val / n for key, val in sums.items()}
-    out["users"] = float(len(users))
-    return out
+    evaluator = RankingEvaluator({"split": (relevant, mask)}, n_users, n_items, ks, batch_users)
+    return evaluator.evaluate(score_fn, device=device)["split"]

@@ -11,6 +11,8 @@ from deca_tune.tasks.base import SpecError, Task, check_range
 
 #: the K of the selection metric (NDCG@20, paper 5.1.2)
 SELECTION_K = 20
+#: values of the spec key ``eval_splits``
+EVAL_SPLIT_CHOICES = ("all", "selection")
 
 DEFAULTS: dict[str, Any] = {
     "dataset": "ml-100k", "backbone": "gmf", "method": "normal", "max_epochs": 20,
@@ -19,6 +21,17 @@ DEFAULTS: dict[str, Any] = {
     "neg_ratio": 1,  # sampled negatives per training positive
     "sampler": None,  # negative sampler (deca_tune.data.sampling.SAMPLERS); None = the method's own
     "eval_batch_users": 1024,  # users scored at once in full-ranking evaluation
+    # splits evaluated after every epoch (one scoring pass serves them all): "all" (valid,
+    # valid_clean, test, test_clean), or "selection": only the selection metric's split, plus
+    # every split in the run's last epoch. The search sets "selection" for its search trials
+    # (Optuna, ASHA and the best-config choice read only ``score``) and "all" for the seed
+    # reruns, whose per-epoch test curves the report draws.
+    "eval_splits": "all",
+    # None: only ``patience`` (selection metric per epoch); "authors": the DeCA authors' rule
+    # (every ``early_stop_every`` iterations the BCE of f on their validation positives + one fresh
+    # negative each; stop at the 2nd rise over the previous value, rises never reset; mid-epoch)
+    "early_stop": None,
+    "early_stop_every": 500,
 }
 
 
@@ -43,6 +56,12 @@ def check(spec: Mapping[str, Any]) -> None:
     check_range(spec, "l2", 0)
     check_range(spec, "neg_ratio", 1, integer=True)
     check_range(spec, "eval_batch_users", 1, integer=True)
+    if spec.get("eval_splits", "all") not in EVAL_SPLIT_CHOICES:
+        raise SpecError("eval_splits", f"unknown value {spec['eval_splits']!r}; choose one of: "
+                                       f"{', '.join(EVAL_SPLIT_CHOICES)}")
+    if spec.get("early_stop") not in (None, "authors"):
+        raise SpecError("early_stop", f"unknown value {spec['early_stop']!r}; choose null or authors")
+    check_range(spec, "early_stop_every", 1, integer=True)
 
 
 REC = TASKS.register("rec")(Task(

@@ -28,7 +28,7 @@ from deca_tune.paths import cache_dir as cache_root
 #: sub-folder of the writable cache (``$DECA_TUNE_CACHE``, else ``~/.cache/deca_tune``)
 CACHE_FOLDER = "pretrained"
 #: spec keys that cannot change the trained weights
-_IRRELEVANT = {"device", "data_root", "eval_batch_users", "eval_batch_size", "method", "pretrain_seed",
+_IRRELEVANT = {"device", "data_root", "eval_batch_users", "eval_batch_size", "eval_splits", "method", "pretrain_seed",
                "pretrain_overrides", "pretrain_cache", "plugins", "trainer_factory", "cache_dir"}
 
 

@@ -10,15 +10,18 @@ knows about Ray.
 """
 from __future__ import annotations
 
+import time
 from typing import Any, Iterator
 
 import numpy as np
 import torch
 
 from deca_tune.data.sampling import SAMPLERS
-from deca_tune.methods.rec.base import RecMethod
-from deca_tune.metrics.ranking import rank_metrics
+from deca_tune.methods.rec.base import RecMethod, takes_row_negatives
+from deca_tune.models.rec.base import recipe_of
+from deca_tune.metrics.ranking import RankingEvaluator
 from deca_tune.tasks.rec import SELECTION_K
+from deca_tune.training.adam import Adam
 from deca_tune.training.base import EpochTrainer
 
 #: the splits evaluated every epoch and the pairs masked when ranking for each
@@ -44,15 +47,44 @@ class RecTrainer(EpochTrainer):
         self.method: RecMethod = self.task.method_class(s["method"])(s, self.split)
         self.method.to(self.device)
         self.sampler = SAMPLERS.get(s["sampler"] or self.method.sampler)(self.split)
-        self.optimizer = torch.optim.Adam(self.method.trainable_parameters(), lr=float(s["lr"]))
+        # torch.optim.Adam's default update, bit for bit, without importing torch._dynamo (issue 13;
+        # torch's fused=True Adam was no faster here and rounds differently)
+        self.optimizer = Adam(self.method.trainable_parameters(), lr=float(s["lr"]))
         # the authors' code: lambda0 * 1/2 * sum ||theta||^2 / n_users, added to every batch loss
         self.l2_weight = float(s["l2"]) / (2.0 * self.split.n_users)
         #: pairs never ranked when scoring the test splits (the protocol's mask)
         self.test_mask = self.split.test_mask(s["protocol"])
         self._eval_sets = self.split.evaluation_sets(s["protocol"])
+        self._setup_recipe()
+
+    def _setup_recipe(self) -> None:
+        """The backbone's training recipe, its batching for this method, the authors' early stop."""
+        self.recipe = recipe_of(self.method.f)
+        #: rows batching (the authors' CDAE) when the backbone asks for it and the method takes
+        #: negatives with their own users; otherwise the pairs batching
+        self.row_batching = self.recipe.batching == "rows" and takes_row_negatives(self.method)
+        bs = int(self.spec["batch_size"])
+        for module in self.method.modules():  # CDAE's evaluation normalisation uses the batch size
+            if recipe_of(module).batching == "rows" and hasattr(module, "batch_users"):
+                module.batch_users = bs
+        self._row_counts = np.bincount(self.split.train[:, 0], minlength=self.split.n_users)
+        self._row_order = np.lexsort((self.split.train[:, 1], self.split.train[:, 0]))
+        self._row_start = np.concatenate([[0], np.cumsum(self._row_counts)])
+        #: the DeCA authors' early-stopping rule (spec ``early_stop: authors``), else None
+        self.authors_stop = AuthorsEarlyStop(self) if self.spec.get("early_stop") == "authors" else None
 
     # ------------------------------------------------------------------ training
-    def batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    def batches(self) -> Iterator[tuple[torch.Tensor, ...]]:
+        """The epoch's mini-batches in the backbone's batching (``TrainingRecipe``); with
+        ``early_stop: authors`` the epoch ends at the step where the authors' rule stops."""
+        source = row_batches(self) if self.row_batching else self._pair_batches()
+        for batch in source:
+            yield batch
+            if self.authors_stop is not None and self.authors_stop.after_step(self):
+                self.stopped_early = True
+                return
+
+    def _pair_batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
         train = self.split.train
         order = self.rng.permutation(len(train))
         users_np = train[order, 0]
@@ -64,12 +96,22 @@ class RecTrainer(EpochTrainer):
         for lo in range(0, len(train), bs):
             yield users[lo:lo + bs], pos[lo:lo + bs], neg[lo:lo + bs]
 
-    def batch_loss(self, batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor]
-                   ) -> tuple[torch.Tensor, dict[str, float]]:
-        loss, parts = self.method.batch_loss(*batch, self.step)
-        if self.l2_weight > 0:
-            loss = loss + self.l2_weight * sum(p.pow(2).sum() for p in self.method.regularised_parameters())
-        return loss, parts
+    def batch_loss(self, batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, dict[str, float]]:
+        if len(batch) == 4:  # rows batching: (users, pos, neg, neg_users)
+            loss, parts = self.method.batch_loss(*batch[:3], self.step, neg_users=batch[3])
+        else:
+            loss, parts = self.method.batch_loss(*batch, self.step)
+        return loss + self.l2_penalty(), parts
+
+    def l2_penalty(self) -> torch.Tensor | float:
+        """The backbone recipe's L2 (``TrainingRecipe.l2``) over the method's regularised
+        parameters: ``l2 / (2 n_users) * sum ||p||^2``, or ``l2 * sum_p ||p||_2`` (authors' CDAE)."""
+        if not float(self.spec["l2"]) > 0:
+            return 0.0
+        params = self.method.regularised_parameters()
+        if self.recipe.l2 == "norm":
+            return float(self.spec["l2"]) * sum(p.norm(2) for p in params)
+        return squared_l2(self.l2_weight, params)
 
     # ---------------------------------------------------------------- evaluation
     def eval_masks(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -78,22 +120,236 @@ class RecTrainer(EpochTrainer):
         validation pair at test time)."""
         return {name: self._eval_sets[name] for name in EVAL_SPLITS if len(self._eval_sets[name][0])}
 
+    @property
+    def evaluator(self) -> RankingEvaluator:
+        """The one-pass ranking evaluator of :meth:`eval_masks` (built on first use)."""
+        if getattr(self, "_evaluator", None) is None:
+            self._evaluator = RankingEvaluator(self.eval_masks(), self.split.n_users, self.split.n_items,
+                                               self.ks, batch_users=int(self.spec["eval_batch_users"]))
+        return self._evaluator
+
+    def epoch_eval_splits(self) -> list[str]:
+        """The splits this epoch's evaluation scores (spec ``eval_splits``): every split with
+        ``"all"``; with ``"selection"`` only the selection metric's split, except once the
+        trainer is finished (its last epoch reports every split; see :meth:`train_epoch`)."""
+        names = list(self.eval_masks())
+        if self.spec.get("eval_splits", "all") == "all" or self.finished:
+            return names
+        return [self.selection_metric.split("/")[0]]
+
     @torch.no_grad()
-    def evaluate(self) -> dict[str, float]:
-        """Full-ranking metrics on valid, valid_clean, test and test_clean."""
+    def evaluate(self, splits: str | list[str] | None = None) -> dict[str, float]:
+        """Full-ranking metrics (``<split>/<metric>``) of valid, valid_clean, test and test_clean
+        (``splits="all"``), of the given splits, or (``None``, the per-epoch call) of
+        :meth:`epoch_eval_splits`. One scoring pass serves every split (``RankingEvaluator``)."""
         self.method.eval()
-        split = self.split
-        out: dict[str, float] = {}
-        for name, (relevant, mask) in self.eval_masks().items():
-            res = rank_metrics(self.method.score_all, relevant, mask, split.n_users, split.n_items,
-                               self.ks, batch_users=int(self.spec["eval_batch_users"]),
-                               device=self.device)
-            out.update({f"{name}/{k}": v for k, v in res.items()})
-        return out
+        if splits is None:
+            names = self.epoch_eval_splits()
+        elif splits == "all":
+            names = list(self.eval_masks())
+        else:
+            names = [splits] if isinstance(splits, str) else list(splits)
+        res = self.evaluator.evaluate(self.method.score_all, names, device=self.device)
+        return {f"{name}/{k}": v for name in names if name in res for k, v in res[name].items()}
+
+    def train_epoch(self) -> dict[str, float]:
+        """:meth:`EpochTrainer.train_epoch`; with ``eval_splits: selection`` an epoch that ends
+        the run by early stopping (``patience``) still reports every split."""
+        metrics = super().train_epoch()
+        missing = [n for n in self.eval_masks() if f"{n}/users" not in metrics]
+        if self.finished and missing:
+            start = time.perf_counter()
+            metrics.update(self.evaluate(missing))  # the same dict as self.last
+            metrics["epoch_seconds"] += time.perf_counter() - start
+        return metrics
+
+    def _optimizer_step(self, loss: torch.Tensor, parts: dict[str, Any], totals: dict[str, float]) -> None:
+        """:meth:`EpochTrainer._optimizer_step`, but tensor parts are summed as tensors (float64)
+        and turned into numbers once per epoch (:meth:`after_epoch`): no ``float(tensor)`` per
+        batch, which on a GPU waits for the device every step."""
+        if self.device.type == "cpu" and not torch.isfinite(loss):  # elsewhere: once per epoch
+            raise FloatingPointError(f"non-finite loss at epoch {self.epoch}, step {self.step}: {parts}")
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self.step += 1
+        self._epoch_totals = totals
+        acc = self.__dict__.setdefault("_tensor_totals", {})
+        for key, val in (("loss", loss), *parts.items()):
+            name = key if key == "loss" or "/" in key else f"loss/{key}"
+            totals.setdefault(name, 0.0)  # the order of the keys: loss, then the parts
+            if isinstance(val, torch.Tensor):
+                val = val.detach().double()
+                acc[name] = acc[name] + val if name in acc else val
+            else:
+                totals[name] = totals.get(name, 0.0) + float(val)
+
+    def after_epoch(self) -> dict[str, float]:
+        """Turn the epoch's tensor sums into the numbers of ``totals`` (one conversion each)."""
+        acc = self.__dict__.pop("_tensor_totals", {})
+        totals = self.__dict__.pop("_epoch_totals", None)
+        if totals is not None:
+            for name, val in acc.items():
+                totals[name] = totals.get(name, 0.0) + float(val)
+            if not np.isfinite(totals.get("loss", 0.0)):
+                raise FloatingPointError(f"non-finite loss in epoch {self.epoch} (summed over its steps)")
+        return super().after_epoch()
 
     # ------------------------------------------------------------- checkpointing
     def extra_state(self) -> dict[str, Any]:
-        return {"numpy_rng": self.rng.bit_generator.state}
+        out: dict[str, Any] = {"numpy_rng": self.rng.bit_generator.state}
+        if self.authors_stop is not None:
+            out["authors_stop"] = self.authors_stop.state_dict()
+        return out
 
     def load_extra_state(self, state: dict[str, Any]) -> None:
         self.rng.bit_generator.state = state["numpy_rng"]
+        if self.authors_stop is not None and "authors_stop" in state:
+            self.authors_stop.load_state_dict(state["authors_stop"])
+
+
+# ---------------------------------------------------------------------------- squared L2
+class _SquaredL2(torch.autograd.Function):
+    """``weight * sum_p sum(p ** 2)`` with the gradient ``p * (2 * weight * grad)`` per tensor:
+    the same numbers as autograd through the expression (bit for bit: ``2 * x`` is exact), in one
+    pass per tensor instead of autograd's pow/sum/expand chain (issue 13)."""
+
+    @staticmethod
+    def forward(ctx, weight: float, *params: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        ctx.weight = weight
+        ctx.save_for_backward(*params)
+        return weight * sum(p.pow(2).sum() for p in params)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:  # type: ignore[override]
+        scale = 2 * (grad * ctx.weight)
+        return (None, *(p * scale if need else None
+                        for p, need in zip(ctx.saved_tensors, ctx.needs_input_grad[1:])))
+
+
+def squared_l2(weight: float, params: list[torch.Tensor]) -> torch.Tensor:
+    """``weight * sum(p.pow(2).sum() for p in params)``, differentiable (see :class:`_SquaredL2`)."""
+    return _SquaredL2.apply(weight, *params)
+
+
+# ---------------------------------------------------------------------------- rows batching
+def row_batches(trainer: RecTrainer) -> Iterator[tuple[torch.Tensor, ...]]:
+    """One epoch of the rows batching (``TrainingRecipe.batching == "rows"``), the DeCA authors'
+    CDAE training (train.py:206-259): all ``n_users`` rows permuted, ``batch_size`` rows per batch,
+    rows without training positives dropped; per batch all positives of its rows (row by row) and
+    ``#pos * neg_ratio`` zero entries of the batch's ``rows x n_items`` matrix drawn uniformly
+    without replacement (never a training positive). Yields ``(users, pos, neg, neg_users)``."""
+    split, rng, dev = trainer.split, trainer.rng, trainer.device
+    bs, ratio, n_items = int(trainer.spec["batch_size"]), int(trainer.spec["neg_ratio"]), split.n_items
+    perm = rng.permutation(split.n_users)
+    for lo in range(0, split.n_users, bs):
+        rows = perm[lo:lo + bs]
+        rows = rows[trainer._row_counts[rows] > 0]
+        if not len(rows):
+            continue
+        pos_row, pos = batch_row_positives(trainer, rows)
+        neg_row, neg = sample_zero_entries(len(rows), pos_row, pos, n_items, len(pos) * ratio, rng)
+        users = rows[pos_row]
+        yield (torch.as_tensor(users, device=dev), torch.as_tensor(pos, device=dev),
+               torch.as_tensor(neg, device=dev), torch.as_tensor(rows[neg_row], device=dev))
+
+
+def batch_row_positives(trainer: RecTrainer, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(row index into rows, item)`` of every training positive of ``rows``, row by row."""
+    counts = trainer._row_counts[rows]
+    starts = trainer._row_start[rows]
+    within = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
+    idx = trainer._row_order[np.repeat(starts, counts) + within]
+    return np.repeat(np.arange(len(rows)), counts), trainer.split.train[idx, 1]
+
+
+def sample_zero_entries(n_rows: int, pos_row: np.ndarray, pos: np.ndarray, n_items: int, k: int,
+                        rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """``k`` distinct zero entries of the ``n_rows x n_items`` batch matrix whose ones are at
+    ``(pos_row, pos)``, uniformly without replacement (the authors' ``random.sample`` over the
+    indices of ``torch.where(batch_matrix == 0)``): ``(row, item)`` arrays."""
+    ones = np.unique(pos_row * n_items + pos)
+    n_zero = n_rows * n_items - len(ones)
+    if k > n_zero:
+        raise ValueError(f"rows batching: {k} negatives requested but the batch has only {n_zero} zero entries")
+    z = np.sort(rng.choice(n_zero, size=k, replace=False))
+    # the z-th zero cell (row-major) is cell z + #{ones whose count of preceding zero cells <= z}
+    cells = z + np.searchsorted(ones - np.arange(len(ones)), z, side="right")
+    return cells // n_items, cells % n_items
+
+
+# ------------------------------------------------------------------ the authors' early stopping
+class AuthorsEarlyStop:
+    """The DeCA authors' early stopping (train.py:195-203), spec ``early_stop: authors``.
+
+    After the optimiser step of iteration ``c`` (0-based, counted from the run's first step) with
+    ``c > 0`` and ``c % early_stop_every == 0`` (their ``eval_freq`` 500): the validation loss is
+    the sum over mini-batches of ``batch_size`` of the mean BCE of the target model f (eval mode)
+    on their validation positives (the ``valid.rating`` file: ``meta["paper_masks"]`` of the
+    ``-paper`` splits; else the protocol's selection split) plus one fresh uniform negative each
+    (rejecting training positives, as their validation sampler does), shuffled together. A value
+    above the previous one adds a rise (rises are never reset); the 2nd rise stops training at
+    once, mid-epoch, and the current (not the best) model is the result (use ``restore_best:
+    False``). The negatives and the shuffle come from their own generator, so the training stream
+    is the same with and without the rule.
+    """
+
+    rounds = 2  # their early_stop_rounds
+
+    def __init__(self, trainer: RecTrainer) -> None:
+        split, spec = trainer.split, trainer.spec
+        name = split.meta.get("paper_masks") or trainer.selection_metric.split("/")[0]
+        self.pairs = np.asarray(getattr(split, name), dtype=np.int64)
+        if not len(self.pairs):
+            raise ValueError(f"early_stop authors: the {name} split of {split.name!r} is empty")
+        self.split_name = name
+        self.every = int(spec["early_stop_every"])
+        self.batch_size = int(spec["batch_size"])
+        self.sampler = SAMPLERS.get("uniform")(split)
+        self.rng = np.random.default_rng([int(spec["seed"]), 500])
+        self.last = float("inf")
+        self.rises = 0
+        self.history: list[tuple[int, float]] = []
+
+    def after_step(self, trainer: RecTrainer) -> bool:
+        """Called after every optimiser step; True when training must stop now."""
+        c = trainer.step - 1
+        if c <= 0 or c % self.every:
+            return False
+        loss = self.validation_loss(trainer)
+        self.history.append((trainer.step, loss))
+        rose = loss > self.last
+        self.last = loss
+        if rose:
+            self.rises += 1
+            return self.rises >= self.rounds
+        return False
+
+    @torch.no_grad()
+    def validation_loss(self, trainer: RecTrainer) -> float:
+        pos = self.pairs
+        neg = self.sampler.sample(pos[:, 0], 1, self.rng)[:, 0]
+        users = np.concatenate([pos[:, 0], pos[:, 0]])
+        items = np.concatenate([pos[:, 1], neg])
+        labels = np.concatenate([np.ones(len(pos)), np.zeros(len(pos))])
+        order = self.rng.permutation(len(users))
+        f = trainer.method.f
+        was_training = f.training
+        f.eval()
+        try:
+            dev = trainer.device
+            logits = f(torch.as_tensor(users[order], device=dev), torch.as_tensor(items[order], device=dev))
+        finally:
+            f.train(was_training)
+        target = torch.as_tensor(labels[order], device=logits.device, dtype=logits.dtype)
+        bce = torch.nn.functional.binary_cross_entropy_with_logits(logits, target, reduction="none")
+        return float(sum(chunk.mean() for chunk in bce.split(self.batch_size)))
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"rng": self.rng.bit_generator.state, "last": self.last, "rises": self.rises,
+                "history": list(self.history)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.rng.bit_generator.state = state["rng"]
+        self.last, self.rises = float(state["last"]), int(state["rises"])
+        self.history = [tuple(x) for x in state.get("history", [])]

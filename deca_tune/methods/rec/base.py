@@ -7,6 +7,8 @@ evaluation and checkpoints.
 """
 from __future__ import annotations
 
+import inspect
+
 import torch
 from torch import nn
 
@@ -29,6 +31,12 @@ class RecMethod(Method):
         """Loss of one mini-batch. ``users``/``pos``: ``[B]``; ``neg``: ``[B, ratio]``.
 
         Returns the scalar loss (without L2) and named components to log.
+
+        A method that also declares a ``neg_users=None`` parameter accepts the rows batching of
+        backbones whose ``TrainingRecipe.batching`` is ``"rows"`` (the authors' ``cdae``): then
+        ``neg`` is ``[N]`` items of their own users ``neg_users`` ``[N]`` (zero entries of the
+        batch's user rows, not paired with the positives). Methods without it are trained on
+        ``"pairs"`` batches on every backbone (:func:`takes_row_negatives`).
         """
         raise NotImplementedError
 
@@ -41,3 +49,8 @@ class RecMethod(Method):
     def clean_probability(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor | None:
         """P(real positive) for observed pairs (paper section 5.4); ``None`` if not defined."""
         return None
+
+
+def takes_row_negatives(method: RecMethod) -> bool:
+    """Whether ``method.batch_loss`` accepts negatives with their own users (``neg_users``)."""
+    return "neg_users" in inspect.signature(method.batch_loss).parameters

@@ -26,7 +26,8 @@ import torch
 from torch import nn
 
 from deca_tune.data.interactions import RecSplit
-from deca_tune.losses.deca import SUBTASKS, clean_logit, clean_probability, deca_loss
+from deca_tune.losses.deca import (SUBTASKS, agreement_kl, clean_logit, clean_probability, deca_loss,
+                                   safe_log)
 from deca_tune.methods.registry import REC_METHODS
 from deca_tune.methods.rec.base import RecMethod
 from deca_tune.methods.rec.normal import pair_logits
@@ -42,7 +43,11 @@ class DeCABase(RecMethod):
 
     #: ``None``: alternate DP/DN every mini-batch; ``"dp"``/``"dn"``: that sub-task only (Table 5)
     subtask_only: str | None = None
-    defaults: dict[str, Any] = {"C0": 1000.0, "C1": 1000.0, "alpha": 1.0, "h_backbone": "mf"}
+    #: ``first_batch``: ``"dp"`` (Algorithm 1: DP, DN, DP, ...) or ``"both"`` (the authors' code:
+    #: the first mini-batch steps h and h' with ``log(1-h)(1-f) + log(1-h') f`` on positives and
+    #: negatives, then DP, DN, ...; their ``denoise_type`` starts as ``'both'``, train.py:387-406)
+    defaults: dict[str, Any] = {"C0": 1000.0, "C1": 1000.0, "alpha": 1.0, "h_backbone": "mf",
+                                "first_batch": "dp"}
 
     def __init__(self, spec: dict[str, Any], split: RecSplit, subtask_only: str | None = None) -> None:
         super().__init__(spec, split)
@@ -55,6 +60,8 @@ class DeCABase(RecMethod):
         if not 0.0 <= self.alpha <= 1.0:
             raise ValueError(f"spec key 'alpha' must lie in [0, 1], got {s['alpha']!r}")
         self.c_dn, self.c_dp = float(s["C0"]), float(s["C1"])
+        if s.get("first_batch", "dp") not in ("dp", "both"):
+            raise ValueError(f"spec key 'first_batch' must be 'dp' or 'both', got {s['first_batch']!r}")
         for key in ("C0", "C1"):
             if not float(s[key]) >= 0:
                 raise ValueError(f"spec key {key!r} must be >= 0, got {s[key]!r}")
@@ -68,6 +75,8 @@ class DeCABase(RecMethod):
         raise NotImplementedError
 
     def subtask(self, step: int) -> str:
+        if self.spec.get("first_batch") == "both" and self.subtask_only is None:
+            return "both" if step == 0 else ("dp" if step % 2 == 1 else "dn")
         return self.subtask_only or ("dp" if step % 2 == 0 else "dn")
 
     def batch_loss(self, users, pos, neg, step, neg_users=None):
@@ -75,20 +84,46 @@ class DeCABase(RecMethod):
         batch matrix with their own users, and the loss is mean_pos + mean_neg without the
         ``ratio`` factor, as the authors' CDAE branch (train.py:260-298)."""
         subtask = self.subtask(step)
+        if subtask == "both":
+            return self._both_batch_loss(users, pos, neg, neg_users)
         f_pos, f_neg = pair_logits(self.f, users, pos, neg, neg_users)
         g_pos, g_neg = self.prior_logits(users, pos, neg, neg_users)
         active, other = (self.h, self.h_prime) if subtask == "dp" else (self.h_prime, self.h)
         n_pos, n_neg = pair_logits(active, users, pos, neg, neg_users)
         sig = torch.sigmoid
-        loss, parts = deca_loss(sig(f_pos), sig(f_neg), sig(g_pos), sig(g_neg), sig(n_pos),
+        noise_pos = sig(n_pos)
+        loss, parts = deca_loss(sig(f_pos), sig(f_neg), sig(g_pos), sig(g_neg), noise_pos,
                                 sig(n_neg), subtask, alpha=self.alpha, c_dp=self.c_dp,
                                 c_dn=self.c_dn, ratio=neg.shape[1] if neg_users is None else 1.0)
-        with torch.no_grad():
-            active_mean = float(sig(n_pos).mean())
-            other_mean = float(sig(other(users, pos)).mean())
+        with torch.no_grad():  # tensors: the loop sums the parts and converts them once per epoch
+            active_mean = noise_pos.mean()
+            other_mean = sig(other(users, pos)).mean()
         h_mean, h_prime_mean = (active_mean, other_mean) if subtask == "dp" else (other_mean, active_mean)
-        return loss, {"deca/kl": float(parts["kl"]), "deca/h_mean": h_mean,
-                      "deca/h_prime_mean": h_prime_mean, "likelihood": float(parts["likelihood"])}
+        return loss, {"deca/kl": parts["kl"], "deca/h_mean": h_mean,
+                      "deca/h_prime_mean": h_prime_mean, "likelihood": parts["likelihood"]}
+
+    def _both_batch_loss(self, users, pos, neg, neg_users):
+        """The authors' first mini-batch (``first_batch: both``): likelihood term
+        ``log(1-h)(1-f) + log(1-h') f`` for positives and negatives alike, both noise models
+        learning; same KL and reduction as the DP/DN batches."""
+        sig = torch.sigmoid
+        f_pos, f_neg = (sig(x) for x in pair_logits(self.f, users, pos, neg, neg_users))
+        g_pos, g_neg = (sig(x) for x in self.prior_logits(users, pos, neg, neg_users))
+        h_pos, h_neg = (sig(x) for x in pair_logits(self.h, users, pos, neg, neg_users))
+        hp_pos, hp_neg = (sig(x) for x in pair_logits(self.h_prime, users, pos, neg, neg_users))
+        ratio = neg.shape[1] if neg_users is None else 1.0
+
+        def term(f, h, hp):
+            return safe_log(1.0 - h) * (1.0 - f) + safe_log(1.0 - hp) * f
+
+        kl_pos, kl_neg = agreement_kl(f_pos, g_pos, self.alpha), agreement_kl(f_neg, g_neg, self.alpha)
+        ll_pos, ll_neg = term(f_pos, h_pos, hp_pos), term(f_neg, h_neg, hp_neg)
+        loss = (kl_pos - ll_pos).mean() + ratio * (kl_neg - ll_neg).mean()
+        with torch.no_grad():
+            parts = {"deca/kl": float(torch.cat([kl_pos, kl_neg.reshape(-1)]).mean()),
+                     "deca/h_mean": float(h_pos.mean()), "deca/h_prime_mean": float(hp_pos.mean()),
+                     "likelihood": float(torch.cat([ll_pos, ll_neg.reshape(-1)]).mean())}
+        return loss, parts
 
     @torch.no_grad()
     def clean_probability(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:

@@ -1,4 +1,8 @@
-"""``normal``: plain binary cross-entropy on positives and sampled negatives."""
+"""``normal``: plain binary cross-entropy on positives and sampled negatives.
+
+The reduction is the backbone's ``TrainingRecipe.reduction``: mean over the positives plus mean
+over the negatives (every backbone but the authors' CDAE), or the sum over both (``cdae``).
+"""
 from __future__ import annotations
 
 import torch
@@ -6,22 +10,48 @@ import torch.nn.functional as F
 
 from deca_tune.methods.registry import REC_METHODS
 from deca_tune.methods.rec.base import RecMethod
+from deca_tune.models.rec.base import recipe_of
 
 
 def pair_logits(model: torch.nn.Module, users: torch.Tensor, pos: torch.Tensor,
-                neg: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Logits of the positives ``[B]`` and of the negatives ``[B, ratio]`` in one forward."""
-    b, r = neg.shape
-    items = torch.cat([pos, neg.reshape(-1)])
-    all_users = torch.cat([users, users.repeat_interleave(r)])
+                neg: torch.Tensor, neg_users: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits of the positives ``[B]`` and of the negatives in one forward: ``neg`` ``[B, ratio]``
+    paired with ``users``, or, with ``neg_users`` (the rows batching), ``neg`` items of their own
+    users ``neg_users`` (same shape); the negatives' logits have ``neg``'s shape."""
+    b = pos.shape[0]
+    all_users, items = pair_index(users, pos, neg, neg_users)
     logits = model(all_users, items)
-    return logits[:b], logits[b:].reshape(b, r)
+    return logits[:b], logits[b:].reshape(neg.shape)
 
 
-def bce_loss(pos_logits: torch.Tensor, neg_logits: torch.Tensor) -> torch.Tensor:
-    """Mean BCE over the positives plus mean BCE over the negatives (the DeCA authors' scaling)."""
-    pos = F.binary_cross_entropy_with_logits(pos_logits, torch.ones_like(pos_logits))
-    neg = F.binary_cross_entropy_with_logits(neg_logits, torch.zeros_like(neg_logits))
+#: the last batch :func:`pair_index` saw and its result (DeCA scores one batch with 3-4 models)
+_LAST_PAIRS: list[tuple] = []
+
+
+def pair_index(users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor,
+               neg_users: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(users, items)`` of the positives followed by the negatives, as :func:`pair_logits`
+    scores them; the same tensors again when called again with the same batch tensors."""
+    if _LAST_PAIRS:
+        last = _LAST_PAIRS[0]
+        if last[0] is users and last[1] is pos and last[2] is neg and last[3] is neg_users:
+            return last[4]
+    if neg_users is None:
+        all_users = torch.cat([users, users.repeat_interleave(neg.shape[1])])
+    else:
+        all_users = torch.cat([users, neg_users.reshape(-1)])
+    out = (all_users, torch.cat([pos, neg.reshape(-1)]))
+    _LAST_PAIRS[:] = [(users, pos, neg, neg_users, out)]  # holds the batch: ids stay unique
+    return out
+
+
+def bce_loss(pos_logits: torch.Tensor, neg_logits: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+    """Mean BCE over the positives plus mean BCE over the negatives (the DeCA authors' scaling);
+    ``reduction="sum"``: summed over both (the authors' CDAE, ``TrainingRecipe.reduction``)."""
+    if reduction not in ("mean", "sum"):
+        raise ValueError(f"reduction {reduction!r}; choose mean or sum")
+    pos = F.binary_cross_entropy_with_logits(pos_logits, torch.ones_like(pos_logits), reduction=reduction)
+    neg = F.binary_cross_entropy_with_logits(neg_logits, torch.zeros_like(neg_logits), reduction=reduction)
     return pos + neg
 
 
@@ -29,7 +59,7 @@ def bce_loss(pos_logits: torch.Tensor, neg_logits: torch.Tensor) -> torch.Tensor
 class Normal(RecMethod):
     """Train the target model on the noisy labels as they are (the paper's baseline)."""
 
-    def batch_loss(self, users, pos, neg, step):
-        pos_logits, neg_logits = pair_logits(self.f, users, pos, neg)
-        loss = bce_loss(pos_logits, neg_logits)
-        return loss, {"bce": float(loss.detach())}
+    def batch_loss(self, users, pos, neg, step, neg_users=None):
+        pos_logits, neg_logits = pair_logits(self.f, users, pos, neg, neg_users)
+        loss = bce_loss(pos_logits, neg_logits, reduction=recipe_of(self.f).reduction)
+        return loss, {"bce": loss.detach()}  # a tensor: the loop sums parts once per epoch

@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from deca_tune.models.registry import REC_BACKBONES
-from deca_tune.models.rec.base import RecBackbone, init_embedding
+from deca_tune.models.rec.base import RecBackbone, init_embedding, lookup
 
 
 @REC_BACKBONES.register("gmf")
@@ -20,7 +20,7 @@ class GMF(RecBackbone):
         nn.init.zeros_(self.predict.bias)
 
     def forward(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
-        return self.predict(self.user(users) * self.item(items)).squeeze(-1)
+        return self.predict(lookup(self.user, users) * lookup(self.item, items)).squeeze(-1)
 
     def score_all(self, users: torch.Tensor) -> torch.Tensor:
         # (p_u * q_i) . w + b  ==  (p_u * w) . q_i + b, so one matrix product scores every item

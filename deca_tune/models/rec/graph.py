@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import warnings
+from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 
 def csr_rows(train: np.ndarray, n_users: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -43,3 +45,52 @@ def normalized_adjacency(train: np.ndarray, n_users: int, n_items: int) -> torch
     with warnings.catch_warnings():  # CSR is "beta" in torch; it is the fast layout for spmm
         warnings.simplefilter("ignore", UserWarning)
         return coo.coalesce().to_sparse_csr()
+
+
+class SparseRows:
+    """A sparse ``[n, n]`` matrix as ``nn.functional.embedding_bag`` takes it: row ``r`` is the
+    weighted sum of the rows ``cols[offsets[r]:offsets[r + 1]]`` of ``x`` with weights
+    ``values[...]``. For a CSR matrix (``crow_indices``, ``col_indices``, ``values``), int32
+    indices. ``embedding_bag`` is about 3x faster than torch's CSR ``@`` on one CPU thread
+    (0.6 vs 1.9 ms for ML-100K's 160k non-zeros x 64 columns; issue 13); the sums agree to
+    float rounding (not bit for bit)."""
+
+    def __init__(self, csr: torch.Tensor) -> None:
+        if csr.layout != torch.sparse_csr:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)
+                csr = csr.coalesce().to_sparse_csr() if csr.layout == torch.sparse_coo else csr.to_sparse_csr()
+        self.cols = csr.col_indices().to(torch.int32)
+        self.offsets = csr.crow_indices()[:-1].to(torch.int32)
+        self.values = csr.values()
+
+    def to(self, device: torch.device | str) -> "SparseRows":
+        out = SparseRows.__new__(SparseRows)
+        out.cols, out.offsets, out.values = (t.to(device) for t in (self.cols, self.offsets, self.values))
+        return out
+
+    def __matmul__(self, x: torch.Tensor) -> torch.Tensor:
+        return F.embedding_bag(self.cols, x, self.offsets, mode="sum", per_sample_weights=self.values)
+
+
+class _SymmetricSpMM(torch.autograd.Function):
+    """``adjacency @ x`` whose backward is ``adjacency @ grad``: right for a symmetric
+    ``adjacency`` (A^T = A), and it spares autograd's generic sparse backward, which transposes
+    (re-sorts) the CSR matrix on every call (two thirds of a LightGCN step before issue 13)."""
+
+    @staticmethod
+    def forward(ctx, adjacency: Any, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        ctx.adjacency = adjacency
+        return adjacency @ x
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[None, torch.Tensor]:  # type: ignore[override]
+        return None, ctx.adjacency @ grad.contiguous()
+
+
+def symmetric_spmm(adjacency: Any, x: torch.Tensor) -> torch.Tensor:
+    """``adjacency @ x`` for a symmetric sparse ``adjacency`` (a CSR tensor such as
+    :func:`normalized_adjacency` returns, or its :class:`SparseRows`), with the gradient
+    ``adjacency @ grad`` wrt ``x``: the values and gradients of autograd through
+    ``adjacency @ x`` (bit for bit with the CSR tensor: the CSR of A^T is the CSR of A)."""
+    return _SymmetricSpMM.apply(adjacency, x)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 
 from deca_tune.models.registry import REC_BACKBONES
-from deca_tune.models.rec.base import RecBackbone, init_embedding
+from deca_tune.models.rec.base import RecBackbone, init_embedding, lookup
 
 
 @REC_BACKBONES.register("mf")
@@ -16,7 +16,7 @@ class MF(RecBackbone):
         self.item = init_embedding(n_items, dim)
 
     def forward(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
-        return (self.user(users) * self.item(items)).sum(-1)
+        return (lookup(self.user, users) * lookup(self.item, items)).sum(-1)
 
     def score_all(self, users: torch.Tensor) -> torch.Tensor:
         return self.user(users) @ self.item.weight.T

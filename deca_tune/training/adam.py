@@ -1,0 +1,122 @@
+"""Adam for the rec loop: ``torch.optim.Adam``'s default CPU update, the same operations in the
+same order (bit-identical parameters), without ``torch.optim``.
+
+Why not ``torch.optim.Adam``: its first ``add_param_group`` imports ``torch._dynamo`` (through
+``torch._disable_dynamo``), which pulls in sympy, triton and torch.distributed: about 180 MB of
+resident memory and seconds of import per trial process, for a loop that never compiles
+(issue 13). This class also skips the per-step Python of ``torch.optim`` (hooks, profiler
+ranges, group initialisation) and reuses its ``denom`` buffers.
+
+Scope: one parameter group, no weight decay (the loop adds L2 to the loss), no amsgrad, no
+maximize, real tensors, ``capturable``/``differentiable`` off: the settings the rec loop uses.
+The update of a tensor with a gradient is, as in ``torch.optim.adam._single_tensor_adam``::
+
+    step += 1
+    exp_avg.lerp_(grad, 1 - beta1)
+    exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+    denom = (exp_avg_sq.sqrt() / sqrt(1 - beta2 ** step)).add_(eps)
+    param.addcdiv_(exp_avg, denom, value=-lr / (1 - beta1 ** step))
+
+:meth:`state_dict` has ``torch.optim.Adam``'s layout, and :meth:`load_state_dict` takes a
+``torch.optim.Adam`` state dict (checkpoints written before this class existed resume exactly).
+"""
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+import torch
+
+
+class Adam:
+    """A drop-in for ``torch.optim.Adam(params, lr, betas, eps)`` on the rec loop's path."""
+
+    def __init__(self, params: Iterable[torch.Tensor], lr: float = 1e-3,
+                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8) -> None:
+        self.params = list(params)
+        if not self.params:
+            raise ValueError("Adam got an empty parameter list")
+        if not lr > 0 or not 0.0 <= betas[0] < 1.0 or not 0.0 <= betas[1] < 1.0 or not eps >= 0:
+            raise ValueError(f"invalid Adam settings lr={lr}, betas={betas}, eps={eps}")
+        #: ``torch.optim``'s view: one group; ``lr``, ``betas`` and ``eps`` are read from it each step
+        self.param_groups: list[dict[str, Any]] = [
+            {"params": self.params, "lr": float(lr), "betas": (float(betas[0]), float(betas[1])),
+             "eps": float(eps)}]
+        #: per parameter index: ``step`` (float32 CPU tensor), ``exp_avg``, ``exp_avg_sq``
+        self.state: dict[int, dict[str, torch.Tensor]] = {}
+        self._denom: dict[int, torch.Tensor] = {}
+
+    @property
+    def lr(self) -> float:
+        return float(self.param_groups[0]["lr"])
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for p in self.params:
+            if set_to_none:
+                p.grad = None
+            elif p.grad is not None:
+                p.grad.detach_().zero_()
+
+    @torch.no_grad()
+    def step(self) -> None:
+        group = self.param_groups[0]
+        beta1, beta2 = group["betas"]
+        lr, eps = float(group["lr"]), float(group["eps"])
+        for i, param in enumerate(self.params):
+            grad = param.grad
+            if grad is None:
+                continue
+            if grad.is_sparse:
+                raise RuntimeError("Adam does not support sparse gradients")
+            state = self.state.get(i)
+            if state is None:
+                state = self.state[i] = {
+                    "step": torch.tensor(0.0, dtype=torch.float32),
+                    "exp_avg": torch.zeros_like(param, memory_format=torch.preserve_format),
+                    "exp_avg_sq": torch.zeros_like(param, memory_format=torch.preserve_format)}
+            step_t, exp_avg, exp_avg_sq = state["step"], state["exp_avg"], state["exp_avg_sq"]
+            step_t += 1
+            exp_avg.lerp_(grad, 1 - beta1)
+            exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+            step = step_t.item()
+            step_size = lr / (1 - beta1 ** step)
+            bias_correction2_sqrt = (1 - beta2 ** step) ** 0.5
+            denom = self._denom.get(i)
+            if denom is None or denom.shape != exp_avg_sq.shape or denom.device != exp_avg_sq.device:
+                denom = self._denom[i] = torch.empty_like(exp_avg_sq)
+            torch.sqrt(exp_avg_sq, out=denom)
+            denom.div_(bias_correction2_sqrt).add_(eps)
+            param.addcdiv_(exp_avg, denom, value=-step_size)
+
+    # ------------------------------------------------------------------ checkpoints
+    def state_dict(self) -> dict[str, Any]:
+        """``torch.optim.Adam.state_dict()``'s layout (state by parameter index)."""
+        mine = self.param_groups[0]
+        group = {"lr": mine["lr"], "betas": tuple(mine["betas"]), "eps": mine["eps"], "weight_decay": 0,
+                 "amsgrad": False, "maximize": False, "foreach": None, "capturable": False,
+                 "differentiable": False, "fused": None, "decoupled_weight_decay": False,
+                 "params": list(range(len(self.params)))}
+        return {"state": {i: dict(s) for i, s in sorted(self.state.items())}, "param_groups": [group]}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict` or a ``torch.optim.Adam`` state dict of the same parameters
+        (its settings included, as ``torch.optim`` does)."""
+        groups = state_dict["param_groups"]
+        if len(groups) != 1 or len(groups[0]["params"]) != len(self.params):
+            raise ValueError(f"optimizer state has {[len(g['params']) for g in groups]} parameters "
+                             f"in {len(groups)} group(s); this Adam has {len(self.params)} in one")
+        group = groups[0]
+        for key, expected in (("weight_decay", 0), ("amsgrad", False), ("maximize", False)):
+            if group.get(key, expected) != expected:
+                raise ValueError(f"optimizer state uses {key}={group[key]!r}, which this Adam lacks")
+        self.param_groups[0].update({"lr": float(group["lr"]), "eps": float(group["eps"]),
+                                     "betas": (float(group["betas"][0]), float(group["betas"][1]))})
+        index = {pid: pos for pos, pid in enumerate(group["params"])}
+        self.state = {}
+        for pid, saved in state_dict["state"].items():
+            i = index[pid]
+            param = self.params[i]
+            self.state[i] = {
+                "step": torch.as_tensor(saved["step"], dtype=torch.float32).detach().to("cpu").clone(),
+                "exp_avg": saved["exp_avg"].detach().to(device=param.device, dtype=param.dtype).clone(),
+                "exp_avg_sq": saved["exp_avg_sq"].detach().to(device=param.device, dtype=param.dtype).clone()}
+        self._denom = {}
