@@ -35,3 +35,24 @@ def test_user_with_every_item_is_an_error():
     split = RecSplit("full", 2, 2, train, train[:1], train[:1], train[:1], train[:1])
     with pytest.raises(ValueError, match="user 0"):
         SAMPLERS.get("uniform")(split).sample(np.array([0, 1]), 1, np.random.default_rng(0))
+
+
+def test_bitmap_and_binary_search_give_the_same_draws(monkeypatch):
+    """The boolean-table membership test (small data) and the binary search (large data) are
+    the same function: the same seed draws the same negatives."""
+    import numpy as np
+
+    from deca_tune.data import load_dataset
+    from deca_tune.data.sampling import SAMPLERS
+
+    split = load_dataset("rec", "synthetic", n_users=60, n_items=40)
+    draws = {}
+    for cells in (1 << 25, 0):
+        for name in ("uniform", "popularity"):
+            cls = SAMPLERS.get(name)
+            monkeypatch.setattr(cls, "bitmap_cells", cells)
+            sampler = cls(split)
+            assert (sampler._bitmap is not None) == (cells > 0)
+            draws[(name, cells)] = sampler.sample(split.train[:, 0], 3, np.random.default_rng(5))
+    for name in ("uniform", "popularity"):
+        assert np.array_equal(draws[(name, 1 << 25)], draws[(name, 0)])

@@ -17,17 +17,26 @@ class NegativeSampler:
     """Uniform over the items each user has not interacted with in training."""
 
     max_rounds = 1000
+    #: up to this many user x item cells, membership is a lookup in a boolean table (one byte per
+    #: cell); above, a binary search over the sorted positive keys (any data size)
+    bitmap_cells = 1 << 25
 
     def __init__(self, split: RecSplit) -> None:
         self.n_users, self.n_items = split.n_users, split.n_items
-        # sorted keys user * n_items + item: membership tests by binary search, any data size
-        self._positive_keys = np.unique(split.train[:, 0] * split.n_items + split.train[:, 1])
+        keys = split.train[:, 0] * split.n_items + split.train[:, 1]
+        self._positive_keys = np.unique(keys)
+        self._bitmap: np.ndarray | None = None
+        if self.n_users * self.n_items <= self.bitmap_cells:
+            self._bitmap = np.zeros(self.n_users * self.n_items, dtype=bool)
+            self._bitmap[keys] = True
         n_pos = np.bincount(split.train[:, 0], minlength=split.n_users)
         self._full_users = np.flatnonzero(n_pos >= split.n_items)
         self._train_items = split.train[:, 1]
 
     def is_positive(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         keys = users * self.n_items + items
+        if self._bitmap is not None:
+            return self._bitmap[keys]
         idx = np.searchsorted(self._positive_keys, keys)
         idx = np.minimum(idx, len(self._positive_keys) - 1)
         return self._positive_keys[idx] == keys

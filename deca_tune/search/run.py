@@ -174,6 +174,18 @@ def _tune_env() -> Iterator[None]:
                 os.environ[k] = v
 
 
+#: spec entries of search trials and of seed reruns (for the families whose spec has the key, and
+#: unless the experiment fixes it with --set): a search trial evaluates each epoch only what ASHA
+#: and Optuna read (its last epoch reports every split); a seed rerun every split every epoch,
+#: for the report's per-epoch test curves
+SEARCH_TRIAL = {"eval_splits": "selection"}
+SEED_RUN = {"eval_splits": "all"}
+
+
+def _phase_entries(spec: dict[str, Any], fixed: dict[str, Any], entries: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in entries.items() if k in spec and k not in fixed}
+
+
 def _trainable(res: Resources):
     """The trainable with its resources and the data sets the driver loaded (``load_data``),
     put once into Ray's object store (``tune.with_parameters``) instead of parsed again by every
@@ -265,7 +277,7 @@ def run_search(plan: Plan, unit: Unit, res: Resources, callbacks: Sequence[Any] 
                 study_name=unit.key, storage=optuna_storage(plan, unit)) if unit.space.params else None)
         return tune.Tuner(
             resourced,
-            param_space={**unit.spec, **space},
+            param_space={**unit.spec, **_phase_entries(unit.spec, cfg.set, SEARCH_TRIAL), **space},
             tune_config=tune.TuneConfig(
                 metric=SCORE, mode="max", search_alg=searcher, scheduler=scheduler,
                 num_samples=samples, max_concurrent_trials=res.concurrency, reuse_actors=True,
@@ -285,7 +297,8 @@ def run_seeds(plan: Plan, unit: Unit, best_config: dict[str, Any], res: Resource
     """Rerun ``best_config`` once per seed (full ``max_epochs``, no early stopping by Tune)."""
     cfg = plan.cfg
     resourced = _trainable(res)
-    config = {**best_config, "seed": tune.grid_search(list(cfg.seeds))}
+    config = {**best_config, **_phase_entries(best_config, cfg.set, SEED_RUN),
+              "seed": tune.grid_search(list(cfg.seeds))}
 
     def make_tuner() -> tune.Tuner:
         return tune.Tuner(
