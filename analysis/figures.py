@@ -81,9 +81,11 @@ def trial_values(exp: Experiment, trials: pd.DataFrame, task: str,
 
 # ---------------------------------------------------------------------------- Fig. 3
 def curve_metrics(exp: Experiment, dataset: str, split: str = "test_clean") -> list[str]:
-    """The per-epoch metrics plotted for ``dataset``: accuracy, or Recall/NDCG at the larger K."""
+    """The per-epoch metrics plotted for ``dataset``: accuracy (images: plus the accuracy on the
+    noisy training labels, the memorisation, when the runs recorded it), or Recall/NDCG at the
+    larger K."""
     if exp.task_of(dataset) == "image":
-        return [f"{split}/accuracy"]
+        return [f"{split}/accuracy"] + (["train/accuracy"] if "train/accuracy" in exp.curves else [])
     k = DATASET_KS.get(dataset, DEFAULT_KS)[1]
     wanted = [f"{split}/recall@{k}", f"{split}/ndcg@{k}"]
     have = [m for m in wanted if m in exp.curves]

@@ -60,19 +60,58 @@ def test_one_training_step(method, backbone, split):
     assert scores.shape == (8,) and torch.isfinite(scores).all()
 
 
-def test_itlm_keeps_the_smallest_losses(split):
-    m = _make("itlm", "mlp", split, trim_ratio=0.25, round_epochs=2)
+def _losses(m, split):
+    with torch.no_grad():
+        m.eval()
+        return F.cross_entropy(m.f(m.inputs(split.train_x, augment=False)), split.train_y_noisy, reduction="none")
+
+
+def test_itlm_warm_keeps_the_smallest_losses_of_the_current_model(split):
+    m = _make("itlm", "mlp", split, trim_ratio=0.25, round_epochs=2, itlm_form="warm")
     assert torch.equal(m.train_indices(), torch.arange(len(split.train_y_noisy)))
     m.on_epoch_start(1)  # not a round boundary
     assert len(m.train_indices()) == len(split.train_y_noisy)
+    before = copy.deepcopy(m.f.state_dict())
     m.on_epoch_start(2)
     kept = m.train_indices()
-    with torch.no_grad():
-        m.eval()
-        losses = F.cross_entropy(m.f(m.inputs(split.train_x, augment=False)), split.train_y_noisy, reduction="none")
+    losses = _losses(m, split)
     n_keep = round(0.75 * len(losses))
     assert len(kept) == n_keep
     assert losses[kept].max() <= torch.sort(losses).values[n_keep - 1] + 1e-6
+    # warm: no re-initialisation, no schedule restart
+    assert all(torch.equal(v, m.f.state_dict()[k]) for k, v in before.items())
+    assert not m.restart_schedule and m.schedule_horizon(2, 10) == 10
+
+
+def test_itlm_faithful_selects_with_the_best_checkpoint_of_the_round_then_reinitialises(split):
+    m = _make("itlm", "mlp", split, trim_ratio=0.25, round_epochs=2)
+    assert m.form == "faithful"
+    init = copy.deepcopy(m.f.state_dict())
+    # epoch 0 ends with weights A (valid 0.5), epoch 1 with weights B (valid 0.3): A is the round's best
+    a = m.make_backbone("mlp", seed=11).state_dict()
+    b = m.make_backbone("mlp", seed=12).state_dict()
+    m.f.load_state_dict(a)
+    m.on_epoch_end(0, {"valid/accuracy": 0.5})
+    m.f.load_state_dict(b)
+    m.on_epoch_end(1, {"valid/accuracy": 0.3})
+    m.f.load_state_dict(a)
+    want = m.select(_losses(m, split))
+    m.f.load_state_dict(b)
+    not_want = m.select(_losses(m, split))
+    assert not torch.equal(want, not_want)  # the test can tell A's subset from B's
+    m.on_epoch_start(2)
+    assert torch.equal(m.train_indices(), want)
+    assert len(want) == round(0.75 * len(split.train_y_noisy))
+    # re-initialised: a fresh draw for round 1, neither A, B nor the round-0 initialisation
+    fresh = m.make_backbone("mlp", seed=0 + 7_000_003).state_dict()
+    for k, v in m.f.state_dict().items():
+        assert torch.equal(v, fresh[k]), k
+    assert not torch.equal(m.f.state_dict()["body.1.weight"], init["body.1.weight"])
+    assert m.restart_schedule and m.round == 1 and m.round_best_state is None
+    # the schedule spans the round (the last round only what is left)
+    assert m.schedule_horizon(2, 5) == 2 and m.schedule_horizon(4, 5) == 1
+    with pytest.raises(ValueError, match="itlm_form"):
+        _make("itlm", "mlp", split, itlm_form="cold")
 
 
 def test_mwnet_batchnorm_stats_see_exactly_one_update(split):

@@ -50,3 +50,36 @@ def test_mlp_has_four_linear_layers_and_convnet_two_convs():
 def test_bad_image_size():
     with pytest.raises(ValueError, match="image size"):
         build_image_backbone("resnet32", 10, 1, 4)
+
+
+@pytest.mark.parametrize("name", ["resnet32", "convnet", "inception"])
+def test_channels_last_gives_the_same_numbers_forward_and_backward(name):
+    from deca_tune.models.image import apply_memory_format, is_channels_last
+
+    torch.manual_seed(0)
+    ref = build_image_backbone(name, 10, 1, 28)
+    fast = apply_memory_format(build_image_backbone(name, 10, 1, 28), "auto")
+    fast.load_state_dict(ref.state_dict())
+    assert is_channels_last(fast) and not is_channels_last(ref)
+    x = torch.randn(6, 1, 28, 28)
+    y = torch.randint(0, 10, (6,))
+    out_ref = ref(x)
+    out_fast = fast(x.contiguous(memory_format=torch.channels_last))
+    assert torch.allclose(out_ref, out_fast, atol=1e-5, rtol=1e-4)
+    nn.functional.cross_entropy(out_ref, y).backward()
+    nn.functional.cross_entropy(out_fast, y).backward()
+    for (n, p), (_, q) in zip(ref.named_parameters(), fast.named_parameters()):
+        assert torch.allclose(p.grad, q.grad, atol=1e-5, rtol=1e-3), n
+
+
+def test_memory_format_choices():
+    from deca_tune.models.image import apply_memory_format, count_flops, is_channels_last
+
+    assert not is_channels_last(apply_memory_format(build_image_backbone("convnet", 10, 1, 28), "contiguous"))
+    assert not is_channels_last(apply_memory_format(build_image_backbone("mlp", 10, 1, 28), "auto"))
+    with pytest.raises(ValueError, match="memory_format"):
+        apply_memory_format(build_image_backbone("mlp", 10, 1, 28), "nhwc")
+    # ResNet-32 on 28x28: ~0.105 GFLOP forward, ~0.315 GFLOP forward + backward per image
+    net = build_image_backbone("resnet32", 10, 1, 28)
+    assert count_flops(net, (1, 28, 28), backward=False) == pytest.approx(0.105e9, rel=0.02)
+    assert count_flops(net, (1, 28, 28)) == pytest.approx(0.315e9, rel=0.02)

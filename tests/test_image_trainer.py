@@ -127,3 +127,79 @@ def test_bad_spec_values_fail_clearly():
         ImageTrainer(_spec(task="rec"))
     with pytest.raises(KeyError, match="image method"):
         ImageTrainer(_spec(method="coteaching"))
+
+
+def test_itlm_faithful_restarts_the_schedule_and_the_optimiser_every_round():
+    base = 0.05
+    t = ImageTrainer(_spec("itlm", max_epochs=5, round_epochs=2, schedule="cosine", trim_ratio=0.25))
+    lrs, rows, momenta = [], [], []
+    real = t._restart_schedule
+
+    def spy():
+        real()
+        momenta.append(len(t.optimizer.state))  # cleared: no momentum buffer survives a round
+
+    t._restart_schedule = spy
+    while not t.finished:
+        m = t.train_epoch()
+        lrs.append(m["lr"])
+        rows.append(m["train_rows"])
+    half = base * 0.5  # cosine over a 2-epoch round: lr, lr/2
+    assert lrs == pytest.approx([base, half, base, half, base])  # the last round has 1 epoch
+    n = len(t.split.train_y_noisy)
+    assert rows == [n, n] + [round(0.75 * n)] * 3
+    assert momenta == [0, 0]
+    # the warm form: one cosine schedule over all 5 epochs, never restarted
+    w = ImageTrainer(_spec("itlm", max_epochs=5, round_epochs=2, schedule="cosine", itlm_form="warm"))
+    warm = [w.train_epoch()["lr"] for _ in range(5)]
+    assert warm[0] == pytest.approx(base) and all(a > b for a, b in zip(warm, warm[1:]))
+
+
+def test_itlm_faithful_reinitialises_and_resume_mid_round_is_bit_exact():
+    spec = _spec("itlm", max_epochs=5, round_epochs=2, trim_ratio=0.25)
+    a = ImageTrainer(spec)
+    states, metrics = {}, []
+    while not a.finished:
+        metrics.append(a.train_epoch())
+        states[a.epoch] = a.state_dict()
+    assert a.method.round == 2
+    for at in (1, 3):  # mid-round 0 and mid-round 1 (after a re-initialisation)
+        b = ImageTrainer(spec)
+        b.load_state_dict(states[at])
+        rest = [b.train_epoch() for _ in range(5 - at)]
+        for ma, mb in zip(metrics[at:], rest):
+            _same(ma, mb)
+        for (name, pa), (_, pb) in zip(a.method.state_dict().items(), b.method.state_dict().items()):
+            if isinstance(pa, torch.Tensor):
+                assert torch.equal(pa, pb), name
+    # the round boundary re-initialises f: epoch 3's loss is back near log(10) (a fresh net)
+    assert metrics[2]["loss"] > metrics[1]["loss"]
+
+
+def test_conv_backbones_train_channels_last_and_match_the_contiguous_run():
+    fast = ImageTrainer(_spec("normal", "convnet", max_epochs=2))
+    slow = ImageTrainer(_spec("normal", "convnet", max_epochs=2, memory_format="contiguous"))
+    assert fast.method.channels_last and not slow.method.channels_last
+    x = fast.method.inputs(fast.split.train_x[:4])
+    assert x.is_contiguous(memory_format=torch.channels_last)  # (1 channel: both layouts at once)
+    for _ in range(2):
+        a, b = fast.train_epoch(), slow.train_epoch()
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-4)
+        assert abs(a["valid/accuracy"] - b["valid/accuracy"]) <= 2 / 80  # at most 2 of 80 predictions flip
+    # the evaluation data were moved to the training device once
+    assert fast._valid_x.device == fast.device and fast._test_x.device == fast.device
+
+
+@pytest.mark.parametrize("method", ["normal", "mwnet", "deca_p"])
+def test_bf16_autocast_trains_close_to_fp32(method):
+    fp32 = ImageTrainer(_spec(method, "convnet", max_epochs=2, pretrain_cache="off"))
+    bf16 = ImageTrainer(_spec(method, "convnet", max_epochs=2, pretrain_cache="off", precision="bf16"))
+    seen = []
+    handle = bf16.method.f.features[0].register_forward_hook(lambda _m, _i, out: seen.append(out.dtype))
+    a, b = fp32.train_epoch(), bf16.train_epoch()
+    handle.remove()
+    assert torch.bfloat16 in seen  # the convolutions ran in bf16
+    assert all(p.dtype == torch.float32 for p in bf16.method.parameters())  # the weights stay fp32
+    assert torch.isfinite(torch.tensor(b["loss"])) and b["loss"] == pytest.approx(a["loss"], rel=0.05)
+    with pytest.raises(ValueError, match="precision"):
+        ImageTrainer(_spec(precision="fp16"))

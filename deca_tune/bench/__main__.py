@@ -10,6 +10,8 @@ BENCHMARKS = {
     "denoising": "deca_tune.bench.denoising",
     "images": "deca_tune.bench.images",
     "search": "deca_tune.bench.search",
+    "gpu": "deca_tune.bench.gpu",
+    "fidelity": "deca_tune.bench.fidelity",
     "scale": "deca_tune.bench.scale",
 }
 

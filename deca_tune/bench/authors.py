@@ -209,6 +209,25 @@ PATCHES: tuple[Patch, ...] = (
           "optional epoch cap (env DECA_AUTHORS_EPOCHS) for cost measurements; unset = their epochs"),
 )
 
+#: Optional fix of their CDAE test, for the measurement of its effect only (``prepare_checkout(...,
+#: fix_cdae_eval=True)``, applied after :data:`PATCHES`): their ``test_CDAE`` discards its mask
+#: (``masked_fill`` is not in place, evaluate.py:71) and the CDAE module is never put in eval mode
+#: (dropout 0.5 on the test input). Fixed: train + ``valid.rating`` items masked (their ``user_pos``,
+#: what ``test_all_users`` masks for every other backbone) and ``model.eval()`` before the test.
+FIX_CDAE_EVAL: tuple[Patch, ...] = (
+    Patch("evaluate.py",
+          "        batch_pred_matrix.masked_fill(input_matrix.to(device).bool(), float('-inf'))\n",
+          "        batch_pred_matrix = batch_pred_matrix.detach().clone()  # deca_tune fix_cdae_eval\n"
+          "        for _r, _u in enumerate(user_idx.tolist()):  # mask train + valid.rating (user_pos)\n"
+          "            batch_pred_matrix[_r, user_pos.get(_u, [])] = float('-inf')\n",
+          "fix_cdae_eval: mask train + valid.rating items in the CDAE test (their mask is discarded)"),
+    Patch("train.py",
+          "        if isinstance(self.model, CDAE):\n            clean_precision, clean_recall, clean_NDCG, clean_MRR \\\n",
+          "        if isinstance(self.model, CDAE):\n            self.model.eval()  # deca_tune fix_cdae_eval\n"
+          "            clean_precision, clean_recall, clean_NDCG, clean_MRR \\\n",
+          "fix_cdae_eval: CDAE in eval mode (no input dropout) for the test"),
+)
+
 PATCH_RECORD = "DECA_TUNE_PATCHES.json"
 _IGNORE = shutil.ignore_patterns(".git", "__pycache__", "output", "*.pyc")
 
@@ -239,9 +258,11 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def prepare_checkout(path: str | Path, workdir: str | Path) -> Path:
+def prepare_checkout(path: str | Path, workdir: str | Path, *, fix_cdae_eval: bool = False) -> Path:
     """Copy the authors' checkout at ``path`` to ``workdir/DeCA`` (replacing an earlier copy),
-    patch the copy for CPU and return its path; ``path`` itself is never modified."""
+    patch the copy for CPU and return its path; ``path`` itself is never modified.
+    ``fix_cdae_eval``: also apply :data:`FIX_CDAE_EVAL` (a variant for measurements; use its own
+    ``workdir``)."""
     src = Path(path).resolve()
     if not (src / "main.py").is_file() or not (src / "train.py").is_file():
         raise FileNotFoundError(f"{src}: not a checkout of the DeCA authors' repository (no main.py/train.py)")
@@ -252,8 +273,9 @@ def prepare_checkout(path: str | Path, workdir: str | Path) -> Path:
         shutil.rmtree(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     shutil.copytree(src, dest, ignore=_IGNORE, symlinks=False)
-    done = apply_patches(dest)
-    originals = {f: _sha256(src / f) for f in sorted({p.file for p in PATCHES})}
+    patches = PATCHES + (FIX_CDAE_EVAL if fix_cdae_eval else ())
+    done = apply_patches(dest, patches)
+    originals = {f: _sha256(src / f) for f in sorted({p.file for p in patches})}
     (dest / PATCH_RECORD).write_text(json.dumps({"source": str(src), "source_sha256": originals,
                                                  "patches": done}, indent=1))
     return dest

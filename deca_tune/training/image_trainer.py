@@ -13,6 +13,7 @@ under the ``paper`` protocol), and :meth:`fit` restores the best epoch. The epoc
 """
 from __future__ import annotations
 
+import contextlib
 from typing import Any, Iterator
 
 import torch
@@ -31,9 +32,18 @@ class ImageTrainer(EpochTrainer):
         self.method: ImageMethod = self.task.method_class(s["method"])(s, self.split)
         augment = s["augment"]
         self.method.augment = self.split.augment if augment == "auto" else bool(augment)
+        self.method.selection_metric = self.selection_metric
         self.method.to(self.device)
-        self._train_x = self.split.train_x.to(self.device)
-        self._train_y = self.split.train_y_noisy.to(self.device)
+        # every split lives on the training device once; batches are index slices
+        sp = self.split
+        self._train_x = sp.train_x.to(self.device)
+        self._train_y = sp.train_y_noisy.to(self.device)
+        self._valid_x = sp.valid_x.to(self.device)
+        self._test_x = sp.test_x.to(self.device)
+        self.method.data = {"train_x": self._train_x, "train_y": self._train_y,
+                            "meta_x": sp.meta_x.to(self.device), "meta_y": sp.meta_y.to(self.device)}
+        n_probe = min(int(s["eval_train_rows"]), len(sp.train_y_noisy))
+        self._probe = slice(0, n_probe)  # the split's training rows are a random permutation
 
         params = self.method.trainable_parameters()
         lr, wd = float(s["lr"]), float(s["weight_decay"])
@@ -41,17 +51,28 @@ class ImageTrainer(EpochTrainer):
             self.optimizer = torch.optim.SGD(params, lr=lr, momentum=float(s["momentum"]), weight_decay=wd)
         else:
             self.optimizer = torch.optim.Adam(params, lr=lr, weight_decay=wd)
-        epochs = int(s["max_epochs"])
-        if s["schedule"] == "cosine":
-            self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=max(epochs, 1))
-        elif s["schedule"] == "step":
-            self.scheduler = torch.optim.lr_scheduler.MultiStepLR(
-                self.optimizer, milestones=[max(1, epochs // 2), max(1, (3 * epochs) // 4)], gamma=0.1)
-        else:
-            self.scheduler = None
+        self.scheduler = self._make_scheduler(self.method.schedule_horizon(0, int(s["max_epochs"])))
         self.generator = torch.Generator().manual_seed(int(s["seed"]))
         self._epoch_lr = self.lr
         self._epoch_rows = 0
+
+    def _make_scheduler(self, epochs: int) -> torch.optim.lr_scheduler.LRScheduler | None:
+        """The spec's per-epoch schedule over ``epochs`` epochs, starting at the base lr."""
+        schedule = self.spec["schedule"]
+        if schedule == "cosine":
+            return torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=max(epochs, 1))
+        if schedule == "step":
+            return torch.optim.lr_scheduler.MultiStepLR(
+                self.optimizer, milestones=[max(1, epochs // 2), max(1, (3 * epochs) // 4)], gamma=0.1)
+        return None
+
+    def _restart_schedule(self) -> None:
+        """Clear the optimiser state (momentum, Adam moments), reset every group to its base lr
+        and start a fresh schedule over the method's horizon (ITLM's rounds)."""
+        self.optimizer.state.clear()
+        for group in self.optimizer.param_groups:
+            group["lr"] = group.get("initial_lr", group["lr"])
+        self.scheduler = self._make_scheduler(self.method.schedule_horizon(self.epoch, int(self.spec["max_epochs"])))
 
     # ------------------------------------------------------------------ training
     @property
@@ -59,6 +80,9 @@ class ImageTrainer(EpochTrainer):
         return float(self.optimizer.param_groups[0]["lr"])
 
     def batches(self) -> Iterator[torch.Tensor]:
+        if self.method.restart_schedule:
+            self._restart_schedule()
+            self.method.restart_schedule = False
         rows = self.method.train_indices()
         n = len(self._train_y) if rows is None else len(rows)
         order = torch.randperm(n, generator=self.generator)
@@ -70,9 +94,24 @@ class ImageTrainer(EpochTrainer):
         for lo in range(0, n, bs):
             yield order[lo:lo + bs]
 
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """``precision: bf16``: bfloat16 autocast of the forward passes (convolutions and matrix
+        products in bf16, losses and softmax in fp32; ~1.5x faster ResNet-32 training on a CPU
+        with AVX-512 BF16); ``fp32`` (default): nothing."""
+        if self.spec["precision"] == "bf16":
+            return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
     def batch_loss(self, idx: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
         x = self.method.inputs(self._train_x[idx])
-        return self.method.batch_loss(x, self._train_y[idx], self.step, self.epoch, self._epoch_lr)
+        with self.autocast():
+            loss, parts = self.method.batch_loss(x, self._train_y[idx], self.step, self.epoch, self._epoch_lr)
+        return loss.float(), parts
+
+    def train_epoch(self) -> dict[str, float]:
+        metrics = super().train_epoch()
+        self.method.on_epoch_end(self.epoch - 1, metrics)
+        return metrics
 
     def after_epoch(self) -> dict[str, float]:
         if self.scheduler is not None:
@@ -82,25 +121,37 @@ class ImageTrainer(EpochTrainer):
     # ---------------------------------------------------------------- evaluation
     def _predict_labels(self, x: torch.Tensor) -> torch.Tensor:
         dummy = torch.zeros(len(x), dtype=torch.int64)
-        return self.method.map_batches(lambda xb, _y: self.method.predict(xb).argmax(1), x, dummy,
-                                       batch_size=int(self.spec["eval_batch_size"]))
+        with self.autocast():
+            return self.method.map_batches(lambda xb, _y: self.method.predict(xb).argmax(1), x, dummy,
+                                           batch_size=int(self.spec["eval_batch_size"]))
 
-    @torch.no_grad()
     def evaluate(self) -> dict[str, float]:
-        """Accuracy on the noisy validation labels, the clean validation labels, the clean test set."""
+        """Accuracy on the noisy validation labels, the clean validation labels, the clean test
+        set, and on the first ``eval_train_rows`` training images: against their noisy labels
+        (``train/accuracy``) and, among those whose label was changed, the share predicted as
+        the wrong label (``train_noisy/memorised``: memorisation; analysis only)."""
         sp = self.split
-        valid_pred = self._predict_labels(sp.valid_x)
-        test_pred = self._predict_labels(sp.test_x)
-        return {
-            "valid/accuracy": float((valid_pred == sp.valid_y).float().mean()),
-            "valid_clean/accuracy": float((valid_pred == sp.valid_y_clean).float().mean()),
-            "test_clean/accuracy": float((test_pred == sp.test_y).float().mean()),
-        }
+        with torch.inference_mode():
+            valid_pred = self._predict_labels(self._valid_x)
+            test_pred = self._predict_labels(self._test_x)
+            out = {
+                "valid/accuracy": float((valid_pred == sp.valid_y).float().mean()),
+                "valid_clean/accuracy": float((valid_pred == sp.valid_y_clean).float().mean()),
+                "test_clean/accuracy": float((test_pred == sp.test_y).float().mean()),
+            }
+            if self._probe.stop > 0:
+                pred = self._predict_labels(self._train_x[self._probe])
+                noisy = sp.train_y_noisy[self._probe]
+                changed = sp.noisy_mask[self._probe]
+                out["train/accuracy"] = float((pred == noisy).float().mean())
+                if bool(changed.any()):
+                    out["train_noisy/memorised"] = float((pred[changed] == noisy[changed]).float().mean())
+        return out
 
     def train_clean_scores(self) -> torch.Tensor:
         """The method's per-example clean score for every training row (compare with
         ``split.noisy_mask`` for noise detection; never used in training)."""
-        return self.method.map_batches(self.method.clean_scores, self.split.train_x, self.split.train_y_noisy,
+        return self.method.map_batches(self.method.clean_scores, self._train_x, self._train_y,
                                        batch_size=int(self.spec["eval_batch_size"]))
 
     # ------------------------------------------------------------- checkpointing
@@ -109,6 +160,7 @@ class ImageTrainer(EpochTrainer):
                 "generator": self.generator.get_state()}
 
     def load_extra_state(self, state: dict[str, Any]) -> None:
+        # the scheduler's state holds its horizon (T_max / milestones), also after a restart
         if self.scheduler is not None and state["scheduler"] is not None:
             self.scheduler.load_state_dict(state["scheduler"])
         self.generator.set_state(state["generator"])

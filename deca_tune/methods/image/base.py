@@ -18,6 +18,7 @@ import torch.nn.functional as F
 
 from deca_tune.data.image.transforms import augment_batch, normalise
 from deca_tune.methods.base import Method
+from deca_tune.models.image import apply_memory_format, is_channels_last
 
 
 class ImageMethod(Method):
@@ -28,9 +29,33 @@ class ImageMethod(Method):
     def __init__(self, spec: dict[str, Any], split: Any) -> None:
         super().__init__(spec, split)
         self.n_classes = split.n_classes
+        #: batches are handed to the models channels-last when the backbone is (spec ``memory_format``)
+        self.channels_last = is_channels_last(self.f)
         self.generator = torch.Generator().manual_seed(int(spec["seed"]) + 7919)
         #: whether the trainer should augment batches (crop + flip) -- set by the trainer
         self.augment = False
+        #: the loop's model-selection metric (set by the trainer; ITLM's per-round checkpoint)
+        self.selection_metric = "valid/accuracy"
+        #: the split's tensors on the training device, filled by the loop (``train_x``, ``train_y``,
+        #: ``meta_x``, ``meta_y``); :meth:`tensor` falls back to the split's CPU copies
+        self.data: dict[str, torch.Tensor] = {}
+        #: a method sets this to ask the loop to clear the optimiser state and restart the
+        #: learning-rate schedule before the next batch (ITLM's rounds); the loop resets it
+        self.restart_schedule = False
+
+    def tensor(self, name: str) -> torch.Tensor:
+        """``train_x``, ``train_y`` (noisy), ``meta_x`` or ``meta_y`` on the training device when the
+        loop put them there (once, in its setup), else the split's own tensor."""
+        if name in self.data:
+            return self.data[name]
+        return {"train_x": self.split.train_x, "train_y": self.split.train_y_noisy,
+                "meta_x": self.split.meta_x, "meta_y": self.split.meta_y}[name]
+
+    def make_backbone(self, name: str, seed: int, **kwargs: Any) -> torch.nn.Module:
+        """A fresh backbone in the memory format of the spec (``memory_format``: channels-last for
+        convolutional networks by default)."""
+        model = super().make_backbone(name, seed, **kwargs)
+        return apply_memory_format(model, str(self.spec.get("memory_format", "auto")))
 
     @property
     def device(self) -> torch.device:
@@ -40,6 +65,13 @@ class ImageMethod(Method):
     def train_indices(self) -> torch.Tensor | None:
         """Rows of the training set to draw this epoch's batches from (``None`` = all)."""
         return None
+
+    def on_epoch_end(self, epoch: int, metrics: dict[str, float]) -> None:
+        """Called by the loop after epoch ``epoch`` (0-based) was trained and evaluated."""
+
+    def schedule_horizon(self, epoch: int, max_epochs: int) -> int:
+        """Epochs the learning-rate schedule spans when it (re)starts at ``epoch``."""
+        return max_epochs
 
     def batch_loss(self, x: torch.Tensor, y: torch.Tensor, step: int, epoch: int,
                    lr: float) -> tuple[torch.Tensor, dict[str, float]]:
@@ -69,12 +101,14 @@ class ImageMethod(Method):
         """Normalise (and augment, with ``self.generator``) a ``uint8`` batch."""
         if self.augment if augment is None else augment:
             x_uint8 = augment_batch(x_uint8, self.generator)
-        return normalise(x_uint8, self.split.mean, self.split.std)
+        x = normalise(x_uint8, self.split.mean, self.split.std)
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
     @torch.no_grad()
     def map_batches(self, fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], x: torch.Tensor,
-                    y: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
+                    y: torch.Tensor, batch_size: int | None = None) -> torch.Tensor:
         """``fn(normalised x, y)`` over a whole ``uint8`` set in eval mode, concatenated (on CPU)."""
+        batch_size = int(batch_size or self.spec.get("eval_batch_size", 250))
         was_training = self.training
         self.eval()
         try:

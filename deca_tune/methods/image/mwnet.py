@@ -50,8 +50,9 @@ class MWNet(ImageMethod):
     def meta_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
         idx = torch.randint(0, len(self.split.meta_y), (int(self.spec["meta_batch_size"]),),
                             generator=self.generator)
-        x = self.inputs(self.split.meta_x[idx].to(self.device))
-        return x, self.split.meta_y[idx].to(self.device)
+        idx = idx.to(self.device)
+        x = self.inputs(self.tensor("meta_x")[idx].to(self.device))
+        return x, self.tensor("meta_y")[idx].to(self.device)
 
     def batch_loss(self, x, y, step, epoch, lr):
         params = {n: p for n, p in self.f.named_parameters()}
