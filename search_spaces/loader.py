@@ -62,14 +62,17 @@ class Param:
     start: Any = None  # Optuna's first trial evaluates it (None: sampled)
     source: str = ""  # "file:line", for messages
 
-    def describe(self) -> str:
+    def describe(self, search: str = "optuna") -> str:
+        """One line: the grid (``search="grid"``), else the distribution and Optuna's first trial."""
+        if search == "grid":
+            return f"{self.name}: grid {list(self.grid)}"
         if self.distribution == "choice":
-            dist = f"choice{list(self.values)}"
+            dist = f"choice {list(self.values)}"
         else:
-            dist = f"{self.distribution}[{self.low:g}, {self.high:g}]"
-        start = "" if self.start is None else f"  start {self.start:g}" if isinstance(
-            self.start, (int, float)) else f"  start {self.start}"
-        return f"{self.name}: {dist}  grid {list(self.grid)}{start}"
+            dist = f"{self.distribution} [{self.low:g}, {self.high:g}]"
+        start = "" if self.start is None else f", first trial {self.start:g}" if isinstance(
+            self.start, (int, float)) else f", first trial {self.start}"
+        return f"{self.name}: {dist}{start}"
 
 
 @dataclass(frozen=True)
@@ -93,8 +96,8 @@ class SearchSpace:
         drop = set(names)
         return replace(self, params={k: v for k, v in self.params.items() if k not in drop})
 
-    def describe(self) -> list[str]:
-        return [p.describe() for p in self.params.values()] or ["(nothing searched)"]
+    def describe(self, search: str = "optuna") -> list[str]:
+        return [p.describe(search) for p in self.params.values()] or ["(nothing searched)"]
 
 
 @dataclass(frozen=True)

@@ -177,22 +177,17 @@ def test_paper_split_missing_offline_names_url_and_path(tmp_path):
 
 # ---------------------------------------------------------------- bad input
 
-def test_malformed_line_names_file_and_line(tmp_path):
+@pytest.mark.parametrize("text, message", [
+    ("1\t2\t5\n3\t4\t5\n\n5\tsix\t5\n7\t8\t5\n", "line 4: column 'item' is not a number"),
+    ("1\t2\t5\n3\t4\t5\t9\n", "line 2: has 4 fields"),
+    ("1\t2\t5\t0\n3\t4\t5\t9\n", "line 1: has 4 fields"),  # every line too wide: not silently an index
+    ("1\t2\t5\n3\t4\n", "line 2: has 2 field"),
+    ("1\t2\t5\r\n3\t4.5\t5\r\n", "line 2: column 'item' is not an integer"),
+])
+def test_malformed_line_names_file_and_line(tmp_path, text, message):
     path = tmp_path / "x.rating"
-    path.write_text("1\t2\t5\n3\t4\t5\n\n5\tsix\t5\n7\t8\t5\n")
-    with pytest.raises(MalformedFileError, match=rf"{path}, line 4: column 'item' is not a number"):
-        read_table(path, ["user", "item", "rating"])
-    path.write_text("1\t2\t5\n3\t4\t5\t9\n")
-    with pytest.raises(MalformedFileError, match=rf"{path}, line 2: has 4 fields"):
-        read_table(path, ["user", "item", "rating"])
-    path.write_text("1\t2\t5\t0\n3\t4\t5\t9\n")  # every line too wide: not silently an index
-    with pytest.raises(MalformedFileError, match=rf"{path}, line 1: has 4 fields"):
-        read_table(path, ["user", "item", "rating"])
-    path.write_text("1\t2\t5\n3\t4\n")
-    with pytest.raises(MalformedFileError, match=rf"{path}, line 2: has 2 field"):
-        read_table(path, ["user", "item", "rating"])
-    path.write_text("1\t2\t5\r\n3\t4.5\t5\r\n")
-    with pytest.raises(MalformedFileError, match=rf"{path}, line 2: column 'item' is not an integer"):
+    path.write_text(text)
+    with pytest.raises(MalformedFileError, match=rf"{path}, {message}"):
         read_table(path, ["user", "item", "rating"])
 
 

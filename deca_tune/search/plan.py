@@ -212,7 +212,7 @@ def describe(plan: Plan, resources: str | None = None) -> str:
         lines.append(f"[{i}] {unit.key} ({unit.task}): {n} search trials x <= {cfg.max_epochs} epochs, "
                      f"then {len(cfg.seeds)} seed runs")
         files = ", ".join(Path(f).name for f in unit.space.files) or "(no search-space file)"
-        params = [_describe_param(p, cfg.search) for p in unit.space.params.values()]
+        params = [p.describe(cfg.search) for p in unit.space.params.values()]
         same = shown.setdefault((files, tuple(params)), i)
         if same != i:
             lines.append(f"    space: the same as [{same}]")
@@ -230,20 +230,6 @@ def describe(plan: Plan, resources: str | None = None) -> str:
         lines.append("note: grid sizes differ between methods, so their search budgets differ "
                      "(--search optuna gives every method the same number of trials)")
     return "\n".join(lines)
-
-
-def _describe_param(param: Any, search: str) -> str:
-    """One searched parameter as the plan shows it: the grid (``--search grid``), else the
-    distribution and the value of Optuna's first trial."""
-    if search == "grid":
-        return f"{param.name}: grid {list(param.grid)}"
-    if param.distribution == "choice":
-        dist = f"choice {list(param.values)}"
-    else:
-        dist = f"{param.distribution} [{param.low:g}, {param.high:g}]"
-    start = "" if param.start is None else f", first trial {param.start:g}" if isinstance(
-        param.start, (int, float)) else f", first trial {param.start}"
-    return f"{param.name}: {dist}{start}"
 
 
 def grid_trial_count(unit: Unit) -> int:

@@ -113,6 +113,14 @@ def _torchvision_root_for_idx(cls_name: str, slug: str, raw_names: list[str], ro
     return root, {"layout": "download", "root": str(root)}
 
 
+def _torchvision_sets(cls: type, root: Path, download: bool, what: str, fix: str) -> tuple[Any, Any]:
+    """torchvision's train and test sets of ``cls`` under ``root``; a failure names the files."""
+    try:
+        return cls(str(root), train=True, download=download), cls(str(root), train=False, download=download)
+    except (RuntimeError, OSError) as exc:
+        raise DataUnavailableError(f"{what} ({exc}); {fix}") from exc
+
+
 def _load_idx_dataset(cls_name: str, slug: str, root: Path, cache: Path, download: bool) -> RawImages:
     import torchvision.datasets as tvd
 
@@ -124,13 +132,9 @@ def _load_idx_dataset(cls_name: str, slug: str, root: Path, cache: Path, downloa
         raise DataUnavailableError(
             f"{slug}: no files in {root / cls_name / 'raw'} (torchvision layout) nor in {root / slug} "
             f"(files {', '.join(raw_names)}); pass --data-root to a folder that has them or allow download")
-    try:
-        train = cls(str(tv_root), train=True, download=get)
-        test = cls(str(tv_root), train=False, download=get)
-    except (RuntimeError, OSError) as exc:
-        raise DataUnavailableError(
-            f"{slug}: could not load or download into {tv_root / cls_name / 'raw'} ({exc}); "
-            f"put the files {', '.join(raw_names)} in {root / slug} or pass --data-root") from exc
+    train, test = _torchvision_sets(
+        cls, tv_root, get, f"{slug}: could not load or download into {tv_root / cls_name / 'raw'}",
+        f"put the files {', '.join(raw_names)} in {root / slug} or pass --data-root")
     return RawImages(
         name=slug,
         train_x=train.data.unsqueeze(1).contiguous(),
@@ -185,13 +189,9 @@ def load_cifar10(root: Path, download: bool = True, verify: bool = True,
     cls = _cifar10_class(verify)
     tv_root = next((r for r in (root, root / "cifar10") if (r / CIFAR10.base_folder).is_dir()), root)
     get = download and not (tv_root / CIFAR10.base_folder).is_dir()
-    try:
-        train = cls(str(tv_root), train=True, download=get)
-        test = cls(str(tv_root), train=False, download=get)
-    except (RuntimeError, OSError) as exc:
-        raise DataUnavailableError(
-            f"cifar10: could not load or download {tv_root / CIFAR10.base_folder} ({exc}); "
-            f"put torchvision's cifar-10-batches-py folder in {root} or pass --data-root") from exc
+    train, test = _torchvision_sets(
+        cls, tv_root, get, f"cifar10: could not load or download {tv_root / CIFAR10.base_folder}",
+        f"put torchvision's cifar-10-batches-py folder in {root} or pass --data-root")
     return RawImages(
         name="cifar10",
         train_x=torch.from_numpy(train.data).permute(0, 3, 1, 2).contiguous(),
