@@ -1,13 +1,19 @@
 """THE training loop for image classification with noisy labels, shared by every method
 (``deca_tune.methods.image``).
 
-Per epoch: the method picks the training rows (all, or ITLM's kept subset), the loop shuffles
-them with its own generator, and runs mini-batches (normalised, augmented for CIFAR) of
-``method.batch_loss`` with SGD + momentum (or Adam) on ``method.trainable_parameters()``; the
-learning rate follows a per-epoch cosine or step (x0.1 at 50% and 75%) schedule. Then it
-measures accuracy on the noisy validation split, the clean validation labels and the clean test
-split. Model selection / early stopping watch ``valid/accuracy`` (noisy; ``valid_clean/accuracy``
-under the ``paper`` protocol), and :meth:`fit` restores the best epoch. The epoch skeleton is
+Every split lives as ``uint8`` tensors on the training device (moved once in :meth:`setup`);
+batches are index slices. Per epoch: the method picks the training rows (all, or ITLM's kept
+subset), the loop shuffles them with its own generator, and runs mini-batches (normalised,
+augmented for CIFAR, channels-last for convolutional backbones) of ``method.batch_loss`` with
+SGD + momentum (or Adam) on ``method.trainable_parameters()`` (optionally under bf16 autocast,
+spec ``precision``); the learning rate follows a per-epoch cosine or step (x0.1 at 50% and 75%)
+schedule over the method's horizon (``max_epochs``, or an ITLM round: a method that sets
+``restart_schedule`` gets the optimiser state cleared and the schedule restarted). Then it
+measures accuracy (inference mode) on the noisy validation split, the clean validation labels,
+the clean test split and a fixed probe of training images (``train/accuracy`` on their noisy
+labels, ``train_noisy/memorised``), and calls ``method.on_epoch_end``. Model selection / early
+stopping watch ``valid/accuracy`` (noisy; ``valid_clean/accuracy`` under the ``paper``
+protocol), and :meth:`fit` restores the best epoch. The epoch skeleton is
 :class:`EpochTrainer`'s. Nothing here knows about Ray. See the trainer contract in
 ``docs/architecture.md``.
 """
