@@ -32,6 +32,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from deca_tune.bench.formatting import mean_std
+
 DATASETS = {"ml-100k": "default", "ml-100k-paper": "paper"}
 METHODS = ["normal", "deca", "deca_p", "tce", "wbpr", "ensemble"]
 AUTHORS_GMF_ML100K = {"C0": 1000.0, "C1": 1000.0, "alpha": 1.0, "lambda": 0.1, "epochs": 20,
@@ -148,10 +150,10 @@ def summarise_synthetic(results: dict[str, Any]) -> str:
                 wins = f"{sum(n is not None and r['noise_last']['noise_auc'] > n['noise_last']['noise_auc'] for r, n in pairs)} of {len(pairs)}"
             lines.append(
                 f"| {setting.split('pop_skew ')[1]} | {m} | {len(rs)} | "
-                f"{_ms([r['noise_last']['noise_auc'] for r in rs.values()], 3)} | "
-                f"{_ms([r['noise_selected']['noise_auc'] for r in rs.values()], 3)} | {wins or '-'} | "
-                f"{_ms([r['last']['test_clean/ndcg@20'] for r in rs.values()], 3)} | "
-                f"{_ms([r['selected']['test_clean/ndcg@20'] for r in rs.values()], 3)} |")
+                f"{mean_std([r['noise_last']['noise_auc'] for r in rs.values()], 3)} | "
+                f"{mean_std([r['noise_selected']['noise_auc'] for r in rs.values()], 3)} | {wins or '-'} | "
+                f"{mean_std([r['last']['test_clean/ndcg@20'] for r in rs.values()], 3)} | "
+                f"{mean_std([r['selected']['test_clean/ndcg@20'] for r in rs.values()], 3)} |")
     seeds = sorted({f"{k.split('|')[0].split('data seed ')[1]}/{k.split('|')[2]}" for k in results})
     lines += ["", "Runs per row: data seed / model seed " + ", ".join(seeds) + ".", ""]
     return "\n".join(lines)
@@ -164,14 +166,6 @@ AUTHORS_SAMPLER_SUFFIX = "@authors-sampler"
 
 def _key(dataset: str, method: str, seed: int) -> str:
     return f"{dataset}|{method}|{seed}"
-
-
-def _ms(values: list[float], digits: int = 4) -> str:
-    if not values:
-        return "-"
-    mean = statistics.mean(values)
-    std = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{mean:.{digits}f} ± {std:.{digits}f}"
 
 
 def summarise(results: dict[str, Any], datasets: list[str], methods: list[str], epochs: int) -> str:
@@ -197,8 +191,8 @@ def summarise(results: dict[str, Any], datasets: list[str], methods: list[str], 
             if not rs:
                 continue
             base = m.split("@")[0]
-            col = lambda part, name: _ms([r[part][f"test_clean/{name}"] for r in rs])  # noqa: E731
-            auc = _ms([r["noise_last"]["noise_auc"] for r in rs], 3)
+            col = lambda part, name: mean_std([r[part][f"test_clean/{name}"] for r in rs])  # noqa: E731
+            auc = mean_std([r["noise_last"]["noise_auc"] for r in rs], 3)
             auc_sel = statistics.mean(r["noise_selected"]["noise_auc"] for r in rs)
             t = statistics.mean(r["train_seconds_per_epoch"] for r in rs)
             rel = f"{t / normal_t:.2f}" if normal_t else "-"

@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from deca_tune.bench import authors as A
+from deca_tune.bench.formatting import mean_std
 
 REPO = Path(__file__).resolve().parents[2]
 #: the authors' data set name -> ours (their split files, read as they are)
@@ -295,16 +296,6 @@ def _load_all(folder: Path) -> dict[tuple[str, str, str, int], dict[str, Any]]:
     return out
 
 
-def _stats(values: list[float]) -> tuple[float, float] | None:
-    if not values:
-        return None
-    return statistics.mean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
-
-
-def _ms(st: tuple[float, float] | None) -> str:
-    return "-" if st is None else f"{st[0]:.4f} ± {st[1]:.4f}"
-
-
 def pooled_distance(a: list[float], b: list[float]) -> float | None:
     """``|mean_a - mean_b| / sqrt((sd_a^2 + sd_b^2) / 2)``: the gap in pooled standard deviations
     (signed: ours minus theirs); None with fewer than 2 runs on a side, inf for a gap at sd 0."""
@@ -379,8 +370,8 @@ def report(ours_dir: Path, authors_dir: Path) -> str:
                         cols.append("- | - | - | -")
                         continue
                     r_o, n_o = [x["recall@20"] for x in rs], [x["ndcg@20"] for x in rs]
-                    cols.append(f"{_ms(_stats(r_o))} | {_d(pooled_distance(r_o, [x['recall@20'] for x in t]))} | "
-                                f"{_ms(_stats(n_o))} | {_d(pooled_distance(n_o, [x['ndcg@20'] for x in t]))}")
+                    cols.append(f"{mean_std(r_o)} | {_d(pooled_distance(r_o, [x['recall@20'] for x in t]))} | "
+                                f"{mean_std(n_o)} | {_d(pooled_distance(n_o, [x['ndcg@20'] for x in t]))}")
                 ev_rows.append(f"| {d} | {b} | {m} | {len(o)} | " + " | ".join(cols) + " |")
     if ev_rows:
         lines += ["### Our final models under the authors' evaluation", "",
@@ -398,8 +389,8 @@ def report(ours_dir: Path, authors_dir: Path) -> str:
                   "| method | n | R@20 | N@20 | epochs | s/epoch |", "|---|---|---|---|---|---|"]
         for m, rs in t5:
             if rs:
-                lines.append(f"| {m} | {len(rs)} | {_ms(_stats([r['recall@20'] for r in rs]))} | "
-                             f"{_ms(_stats([r['ndcg@20'] for r in rs]))} | {_mean_of(rs, 'epochs_run')} | "
+                lines.append(f"| {m} | {len(rs)} | {mean_std([r['recall@20'] for r in rs])} | "
+                             f"{mean_std([r['ndcg@20'] for r in rs])} | {_mean_of(rs, 'epochs_run')} | "
                              f"{_mean_of(rs, 'train_seconds_per_epoch')} |")
         lines.append("")
     # variants
@@ -418,8 +409,8 @@ def report(ours_dir: Path, authors_dir: Path) -> str:
                     r_o, n_o = [r["recall@20"] for r in rs], [r["ndcg@20"] for r in rs]
                     r_t, n_t = [r["recall@20"] for r in t], [r["ndcg@20"] for r in t]
                     spe = "train_seconds_per_epoch" if side == "ours" else "seconds_per_epoch"
-                    lines.append(f"| {d} | {b} | {m} | {name} | {side} | {len(rs)} | {_ms(_stats(r_o))} | "
-                                 f"{_d(pooled_distance(r_o, r_t))} | {_ms(_stats(n_o))} | "
+                    lines.append(f"| {d} | {b} | {m} | {name} | {side} | {len(rs)} | {mean_std(r_o)} | "
+                                 f"{_d(pooled_distance(r_o, r_t))} | {mean_std(n_o)} | "
                                  f"{_d(pooled_distance(n_o, n_t))} | {'theirs' if side == 'ours' else 'ours'} | "
                                  f"{_mean_of(rs, spe)} |")
         lines.append("")
@@ -435,8 +426,8 @@ def _row(d: str, b: str, m: str, o: list[dict], t: list[dict]) -> tuple[str, boo
     fmt = lambda x: f"**{_d(x)}**" if x is not None and abs(x) > 2 else _d(x)  # noqa: E731
     ep_o = _mean_of(o, "epochs_run")
     ep_t = _mean_of(t, "epochs_run")
-    row = (f"| {d} | {b} | {m} | {len(o)} / {len(t)} | {_ms(_stats(r_o))} | {_ms(_stats(r_t))} | {fmt(dr)} | "
-           f"{_ms(_stats(n_o))} | {_ms(_stats(n_t))} | {fmt(dn)} | {ep_o} / {ep_t} | "
+    row = (f"| {d} | {b} | {m} | {len(o)} / {len(t)} | {mean_std(r_o)} | {mean_std(r_t)} | {fmt(dr)} | "
+           f"{mean_std(n_o)} | {mean_std(n_t)} | {fmt(dn)} | {ep_o} / {ep_t} | "
            f"{_mean_of(o, 'train_seconds_per_epoch')} / {_mean_of(t, 'seconds_per_epoch')} | "
            f"{_mean_of(o, 'loadavg_mean')} |")
     return row, flag
