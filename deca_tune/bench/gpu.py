@@ -309,6 +309,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--phases", nargs="+", default=["epoch_time", "search_throughput", "fmnist_40"],
                    choices=["epoch_time", "search_throughput", "fmnist_40"])
     p.add_argument("--allow-cpu", action="store_true", help="run the full sizes even without a GPU")
+    kit = p.add_argument_group("the kit for a lent GPU machine (deca_tune/bench/gpu_kit.py)")
+    kit.add_argument("--kit", metavar="DIR", default=None,
+                     help="build the kit in DIR (inside the checkout, ignored by git, e.g. .kit), check its "
+                          "size and print the device run command; runs no phase")
+    kit.add_argument("--check-kit", metavar="DIR", default=None,
+                     help="install the kit of DIR into a fresh folder and run a small real search from an "
+                          "environment that lacks its packages (build it with --python-version of this Python)")
+    kit.add_argument("--python-version", default="3.12", help="the kit's Python (default 3.12, the GPU machine's)")
     return p
 
 
@@ -332,6 +340,25 @@ def _fmnist_available(data_root: str | None) -> bool:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.kit or args.check_kit:
+        from deca_tune.bench import gpu_kit
+
+        if args.check_kit:
+            return gpu_kit.check_kit(Path(args.check_kit), gpu_kit.CHECK_SEARCH)
+        info = gpu_kit.build_kit(Path(args.kit), args.python_version, args.data_root,
+                                 args.budget_s if args.budget_s is not None else 460.0)
+        print(json.dumps(info, indent=2))
+        if not info["inside_checkout_and_ignored"]:
+            print(f"the kit must lie inside the checkout and be ignored by git (add it to .gitignore or "
+                  f".git/info/exclude) to travel with carry", file=sys.stderr)
+            return 2
+        if info["total_mib"] > gpu_kit.LIMIT_MIB:
+            print(f"kit + working tree = {info['total_mib']} MiB, over the {gpu_kit.LIMIT_MIB} MiB limit",
+                  file=sys.stderr)
+            return 2
+        print(f"\ndevice run: carry {info['carry']}, timeout_s 600, command ({len(info['command'])} chars):\n"
+              f"{info['command']}")
+        return 0
     import torch
 
     has_gpu = torch.cuda.is_available()
