@@ -241,6 +241,7 @@ def test_rank_bounds_tell_a_tie_from_a_real_change():
     assert exact == (0.0, 0.0)  # user 0: item 1 second; user 1: item 0 behind item 1 by 1e-9
     near = rank_metric_bounds(scores, relevant, mask, [1], 1e-6)["recall@1"]
     assert near == (0.0, 0.5)  # the near-tie of user 1 may fall either way, user 0 may not
+    assert not near[0] <= 1.0 <= near[1]  # user 0's item at the top is a real change: excluded
     ndcg = rank_metric_bounds(scores, relevant, mask, [2], 1e-6)["ndcg@2"]
     assert ndcg[0] == pytest.approx(1 / np.log2(3)) and ndcg[1] == pytest.approx((1 / np.log2(3) + 1) / 2)
 
