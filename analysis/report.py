@@ -10,9 +10,10 @@ Works on finished, partial and resumed experiments: a run-status table says whic
 have how many seeds and failed trials, and every table cell marks missing seeds.
 
 Marks in the result tables (:data:`MARKS`): bold = best mean of the column; ``*`` = the paper's
-rule (the best denoising result beats the best baseline by more than 5%); ``†`` = Welch's t-test
-over the seeds against the best baseline of the column, two-sided p < 0.05 (the p-values are in
-``tables/table2_*.csv``). A star without a dagger is a gain the seeds do not support.
+rule (the best denoising result beats the best baseline by more than 5%); ``†`` / ``‡`` = above /
+below Normal of the same block and column in Welch's t-test over the seeds, Holm-corrected over
+the table's tests (the differences, their 95% intervals and the p-values are in
+``tables/table*.csv``). A star without a dagger is a gain the seeds do not support.
 """
 from __future__ import annotations
 
@@ -34,10 +35,12 @@ from analysis.experiment import FAILED_STATUSES, GROUP_KEYS, Experiment, load_ex
 FORMATS = ("md", "tex", "csv", "html")
 #: how the report explains the marks of its result tables
 MARKS = (f"Bold: the best mean of a column. `*`: the best denoising result beats the best baseline by "
-         f"more than {tabs.STAR_THRESHOLD:.0%} (the paper's rule). `†`: the difference from the best "
-         f"baseline is significant in Welch's t-test over the seeds (two-sided p < "
-         f"{tabs.SIGNIFICANCE_LEVEL:g}; p-values in the tables' CSV files); a `*` without `†` is a "
-         "gain the spread over seeds does not support.")
+         f"more than {tabs.STAR_THRESHOLD:.0%} (the paper's rule). `†` / `‡`: significantly above / "
+         f"below Normal of the same block and column (Welch's t-test over the seeds, Holm-corrected "
+         f"over the table's tests, family-wise error {tabs.SIGNIFICANCE_LEVEL:g}; the difference, its "
+         f"{tabs.CI_LEVEL:.0%} interval and the p-values are in the tables' CSV files); a `*` without "
+         "`†` is a gain the spread over seeds does not support. Each caption says how large a "
+         "difference its seeds can mark at all.")
 #: file-name patterns of exports found inside an experiment folder
 INTERPRETABILITY_GLOB = "*interpretab*.csv"
 SCORES_GLOB = "*clean_scores*.csv"
