@@ -29,6 +29,7 @@ import pandas as pd
 
 from analysis import figures as figs
 from analysis import noise_detection
+from analysis import published as pub
 from analysis import tables as tabs
 from analysis.experiment import FAILED_STATUSES, GROUP_KEYS, Experiment, load_experiment
 
@@ -112,13 +113,16 @@ def build_report(experiment: str | Path, out_dir: str | Path | None = None,
                  formats: Sequence[str] = FORMATS, split: str = "test_clean",
                  interpretability: Iterable[str | Path] = (), scores: Iterable[str | Path] = (),
                  dataset_stats: dict[str, dict] | None = None, dataset_table: bool = True,
-                 ks: dict[str, tuple[int, int]] | None = None, digits: int = 3) -> Report:
+                 ks: dict[str, tuple[int, int]] | None = None, digits: int = 3,
+                 published: bool | str | Path = True) -> Report:
     """Write the report of ``experiment`` into ``out_dir`` and return what was written.
 
     Everything comes from the experiment folder: Table 1 from the data statistics the search
     recorded in ``manifest.json`` (``dataset_stats`` adds or replaces entries: the command line
     loads them for a data set the manifest lacks), Fig. 6 and the noise-detection tables from
-    the score exports (``deca_tune.exports`` writes them: ``report --export-scores``)."""
+    the score exports (``deca_tune.exports`` writes them: ``report --export-scores``).
+    ``published``: put ours beside the paper's and the authors' code's numbers
+    (:mod:`analysis.published`; True: the bundled file, a path: another file, False: not)."""
     unknown = [f for f in formats if f not in FORMATS]
     if unknown:
         raise ValueError(f"unknown format(s) {', '.join(unknown)}; choose from {', '.join(FORMATS)}")
@@ -133,6 +137,9 @@ def build_report(experiment: str | Path, out_dir: str | Path | None = None,
     report.tables = [status_table(exp)]
     report.tables += tabs.all_tables(exp, split=split, dataset_stats=dataset_stats,
                                      with_dataset_table=dataset_table, ks=ks)
+    if split == "test_clean" and published is not False:  # the paper reports the clean test
+        report.tables += pub.comparison_tables(report.tables, None if published is True else
+                                               pub.load_published(published))
     report.tables += noise_detection.run_table(exp)
     # per-run exports of deca_tune.exports are in the run table above; list other files per file
     own = exp.root / "exports"

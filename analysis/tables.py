@@ -495,7 +495,7 @@ def power_note(m: int, seeds: Sequence[int] = (3, 5), level: float = SIGNIFICANC
                      f"(the first Holm step) to {last:.1f} (the last){spread}")
     return (f"With {m} tests in this table: " + "; ".join(parts) + ". So these seeds can show "
             "large, consistent differences; an unmarked cell is not evidence of no difference, and "
-            "differences of about one seed std (most gaps between methods here) cannot be decided.")
+            "a difference of about one seed std cannot be decided either way.")
 
 
 def mark_significance(data: pd.DataFrame, reference: str = REFERENCE_METHOD,
