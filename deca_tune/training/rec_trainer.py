@@ -78,7 +78,10 @@ class RecTrainer(EpochTrainer):
         """The epoch's mini-batches in the backbone's batching (``TrainingRecipe``); with
         ``early_stop: authors`` the epoch ends at the step where the authors' rule stops."""
         source = row_batches(self) if self.row_batching else self._pair_batches()
+        self._probe_batch = None
         for batch in source:
+            if self._probe_batch is None:  # the epoch's first mini-batch (agreement_probe)
+                self._probe_batch = batch
             yield batch
             if self.authors_stop is not None and self.authors_stop.after_step(self):
                 self.stopped_early = True
@@ -193,7 +196,24 @@ class RecTrainer(EpochTrainer):
                 totals[name] = totals.get(name, 0.0) + float(val)
             if not np.isfinite(totals.get("loss", 0.0)):
                 raise FloatingPointError(f"non-finite loss in epoch {self.epoch} (summed over its steps)")
-        return super().after_epoch()
+        return {**super().after_epoch(), **self.agreement_probe()}
+
+    def agreement_probe(self) -> dict[str, float]:
+        """The method's per-epoch gradient diagnostic (DeCA / DeCA(p): how much of f's gradient
+        the agreement KL gives, ``agreement_gradient``) on the epoch's first mini-batch at the
+        end-of-epoch weights, when the spec's ``agreement_grad`` is on. It changes nothing that
+        training computes: ``torch.autograd.grad`` writes no ``.grad``, the optimiser does not
+        step, and the torch RNG (CDAE's dropout) is forked and restored; the numpy RNG is not
+        used."""
+        batch = self.__dict__.pop("_probe_batch", None)
+        probe = getattr(self.method, "agreement_gradient", None)
+        if batch is None or probe is None or not self.spec.get("agreement_grad", False):
+            return {}
+        devices = [self.device.index or 0] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            if len(batch) == 4:  # rows batching: (users, pos, neg, neg_users)
+                return probe(*batch[:3], neg_users=batch[3])
+            return probe(*batch)
 
     # ------------------------------------------------------------- checkpointing
     def extra_state(self) -> dict[str, Any]:
