@@ -147,26 +147,38 @@ def deca_loss_parts(f_pos: torch.Tensor, f_neg: torch.Tensor, g_pos: torch.Tenso
     return agreement, likelihood
 
 
+def gradient_shares(agreement: torch.Tensor, likelihoods: dict[str, torch.Tensor],
+                    params: list[torch.Tensor]) -> dict[str, dict[str, float]]:
+    """How much of the gradient on ``params`` comes from each term, for one agreement term and
+    one or more likelihood terms (DeCA's DP and DN share the agreement): per likelihood the L2
+    norms of d agreement / d params, d likelihood / d params and of their sum (the loss's
+    gradient without L2), and ``share`` = |g_agreement| / (|g_agreement| + |g_likelihood|) in
+    [0, 1] (0: the agreement does not move the parameters at all; 0.5: as much as the
+    likelihood; NaN when neither does). ``torch.autograd.grad`` with the graph retained: no
+    ``.grad`` is written. Cost: 1 + len(likelihoods) backward passes."""
+
+    def grads(term: torch.Tensor) -> list[torch.Tensor]:
+        got = torch.autograd.grad(term, params, retain_graph=True, allow_unused=True)
+        return [torch.zeros_like(p) if g is None else g for g, p in zip(got, params)]
+
+    def norm(values: list[torch.Tensor]) -> float:
+        return float(torch.sqrt(sum((g.double() ** 2).sum() for g in values)))
+
+    g_a = grads(agreement)
+    n_a = norm(g_a)
+    out = {}
+    for name, likelihood in likelihoods.items():
+        g_l = grads(likelihood)
+        n_l = norm(g_l)
+        out[name] = {"agreement": n_a, "likelihood": n_l, "total": norm([a + b for a, b in zip(g_a, g_l)]),
+                     "share": n_a / (n_a + n_l) if n_a + n_l > 0 else float("nan")}
+    return out
+
+
 def gradient_share(agreement: torch.Tensor, likelihood: torch.Tensor,
                    params: list[torch.Tensor]) -> dict[str, float]:
-    """How much of the gradient on ``params`` comes from each term: the L2 norms of
-    d agreement / d params, d likelihood / d params and of their sum (the loss's gradient without
-    L2), and ``share`` = |g_agreement| / (|g_agreement| + |g_likelihood|) in [0, 1] (0: the
-    agreement does not move the parameters at all; 0.5: as much as the likelihood).
-    ``torch.autograd.grad`` with the graph retained: no ``.grad`` is written."""
-    g_a = torch.autograd.grad(agreement, params, retain_graph=True, allow_unused=True)
-    g_l = torch.autograd.grad(likelihood, params, retain_graph=True, allow_unused=True)
-    zero = [torch.zeros_like(p) for p in params]
-    g_a = [z if g is None else g for g, z in zip(g_a, zero)]
-    g_l = [z if g is None else g for g, z in zip(g_l, zero)]
-
-    def norm(grads: list[torch.Tensor]) -> float:
-        return float(torch.sqrt(sum((g.double() ** 2).sum() for g in grads)))
-
-    n_a, n_l = norm(g_a), norm(g_l)
-    total = norm([a + b for a, b in zip(g_a, g_l)])
-    return {"agreement": n_a, "likelihood": n_l, "total": total,
-            "share": n_a / (n_a + n_l) if n_a + n_l > 0 else float("nan")}
+    """:func:`gradient_shares` for one likelihood term."""
+    return gradient_shares(agreement, {"": likelihood}, params)[""]
 
 
 def clean_probability(f: torch.Tensor, h: torch.Tensor, h_prime: torch.Tensor) -> torch.Tensor:

@@ -29,7 +29,7 @@ from torch import nn
 
 from deca_tune.data.interactions import RecSplit
 from deca_tune.losses.deca import (SUBTASKS, agreement_kl, clean_logit, clean_probability, deca_loss,
-                                   deca_loss_parts, gradient_share, safe_log)
+                                   deca_loss_parts, gradient_shares, safe_log)
 from deca_tune.methods.registry import REC_METHODS
 from deca_tune.methods.rec.base import RecMethod
 from deca_tune.methods.rec.normal import pair_logits
@@ -126,15 +126,15 @@ class DeCABase(RecMethod):
             f_pos, f_neg = (sig(x) for x in pair_logits(self.f, users, pos, neg, neg_users))
             with torch.no_grad():
                 g_pos, g_neg = (sig(x) for x in self.prior_logits(users, pos, neg, neg_users))
-            per = {}
-            for sub in subtasks:
+            likelihoods = {}
+            for sub in subtasks:  # the agreement term is the same for DP and DN
                 with torch.no_grad():
                     noise = self.h if sub == "dp" else self.h_prime
                     n_pos, n_neg = (sig(x) for x in pair_logits(noise, users, pos, neg, neg_users))
-                agreement, likelihood = deca_loss_parts(
+                agreement, likelihoods[sub] = deca_loss_parts(
                     f_pos, f_neg, g_pos, g_neg, n_pos, n_neg, sub, alpha=self.alpha, c_dp=self.c_dp,
                     c_dn=self.c_dn, ratio=ratio)
-                per[sub] = gradient_share(agreement, likelihood, params)
+            per = gradient_shares(agreement, likelihoods, params)
         out = {f"deca/grad_kl_share_{sub}": v["share"] for sub, v in per.items()}
         for key, name in (("share", "grad_kl_share"), ("agreement", "grad_norm_kl"),
                           ("likelihood", "grad_norm_likelihood"), ("total", "grad_norm_total")):
