@@ -78,12 +78,12 @@ def test_parts_sum_to_the_loss_and_the_share_by_hand() -> None:
     assert gradient_share(torch.tensor(2.0, requires_grad=True) * 1.0, -4 * w, [w])["share"] == 0.0
 
 
-def test_option_is_a_spec_key_and_rejects_nothing_else(tmp_path) -> None:
+def test_on_by_default_and_off_by_the_spec_key(tmp_path) -> None:
     spec = _spec("deca", "gmf", str(tmp_path), max_epochs=1)
-    assert spec.get("agreement_grad", True) is True  # on by default
-    trainer = RecTrainer({**spec, "agreement_grad": False})
-    assert trainer.spec["agreement_grad"] is False
-    assert np.isfinite(trainer.train_epoch()["loss"])
+    assert "agreement_grad" not in spec  # the method's default applies
+    assert set(GRAD_KEYS) <= set(RecTrainer(spec).train_epoch())
+    m = RecTrainer({**spec, "agreement_grad": False}).train_epoch()
+    assert np.isfinite(m["loss"]) and not any(k.startswith("deca/grad_") for k in m)
 
 
 @pytest.mark.parametrize("backbone", ["resnet32", "mlp"])

@@ -136,7 +136,7 @@ class ImageTrainer(EpochTrainer):
         generator is not used."""
         probe = self.__dict__.pop("_probe_batch", None)
         fn = getattr(self.method, "agreement_gradient", None)
-        if probe is None or fn is None or not self.spec.get("agreement_grad", False):
+        if probe is None or fn is None or not self.method.spec.get("agreement_grad", False):
             return {}
         idx, step = probe
         devices = [self.device.index or 0] if self.device.type == "cuda" else []

@@ -207,7 +207,7 @@ class RecTrainer(EpochTrainer):
         used."""
         batch = self.__dict__.pop("_probe_batch", None)
         probe = getattr(self.method, "agreement_gradient", None)
-        if batch is None or probe is None or not self.spec.get("agreement_grad", False):
+        if batch is None or probe is None or not self.method.spec.get("agreement_grad", False):
             return {}
         devices = [self.device.index or 0] if self.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):
