@@ -114,3 +114,35 @@ def test_image_deca_p_logging_changes_nothing(backbone, tmp_path) -> None:
         if backbone == "mlp":  # (this tiny ResNet's gradients vanish: norms 0, share NaN)
             assert 0 < a["deca/grad_kl_share"] < 1 and a["deca/grad_norm_kl"] > 0
     assert all(torch.equal(w_on[k], w_off[k]) for k in w_on)
+
+
+@pytest.mark.parametrize("backbone", ["cdae", "gmf"])
+def test_probe_on_a_subset_of_the_batch(backbone, tmp_path, monkeypatch) -> None:
+    """The probe reads at most PROBE_PAIRS positives (rows batching: whole users), and still
+    changes nothing."""
+    import deca_tune.training.rec_trainer as rt
+
+    monkeypatch.setattr(rt, "PROBE_PAIRS", 16)
+    seen = []
+    from deca_tune.methods.rec.deca import DeCABase
+
+    original = DeCABase.agreement_gradient
+
+    def spy(self, users, pos, neg, neg_users=None):
+        seen.append((users.clone(), neg_users))
+        return original(self, users, pos, neg, neg_users)
+
+    monkeypatch.setattr(DeCABase, "agreement_gradient", spy)
+    on, w_on = _run(_spec("deca", backbone, str(tmp_path), max_epochs=2, agreement_grad=True))
+    off, w_off = _run(_spec("deca", backbone, str(tmp_path), max_epochs=2, agreement_grad=False))
+    assert len(seen) == 2
+    for users, neg_users in seen:
+        if backbone == "gmf":
+            assert len(users) == 16
+        else:  # whole users: every positive of the users among the first 16
+            assert 16 <= len(users) and set(neg_users.tolist()) <= set(users.tolist())
+            assert len(users.unique()) < 40
+    for a, b in zip(on, off):
+        same = {k: a[k] for k in b if not k.endswith("seconds")}
+        assert same == {k: b[k] for k in same}
+    assert all(torch.equal(w_on[k], w_off[k]) for k in w_on)

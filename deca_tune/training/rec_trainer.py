@@ -26,6 +26,9 @@ from deca_tune.training.base import EpochTrainer
 
 #: the splits evaluated every epoch and the pairs masked when ranking for each
 EVAL_SPLITS = ("valid", "valid_clean", "test", "test_clean")
+#: positives (with their negatives) of the agreement probe's batch; rows batching: the users of
+#: the first PROBE_PAIRS positives, with all their positives and negatives
+PROBE_PAIRS = 1024
 
 
 class RecTrainer(EpochTrainer):
@@ -200,8 +203,9 @@ class RecTrainer(EpochTrainer):
 
     def agreement_probe(self) -> dict[str, float]:
         """The method's per-epoch gradient diagnostic (DeCA / DeCA(p): how much of f's gradient
-        the agreement KL gives, ``agreement_gradient``) on the epoch's first mini-batch at the
-        end-of-epoch weights, when the spec's ``agreement_grad`` is on. It changes nothing that
+        the agreement KL gives, ``agreement_gradient``) on the first :data:`PROBE_PAIRS` positives
+        of the epoch's first mini-batch at the end-of-epoch weights, when the method's
+        ``agreement_grad`` is on. It changes nothing that
         training computes: ``torch.autograd.grad`` writes no ``.grad``, the optimiser does not
         step, and the torch RNG (CDAE's dropout) is forked and restored; the numpy RNG is not
         used."""
@@ -212,8 +216,13 @@ class RecTrainer(EpochTrainer):
         devices = [self.device.index or 0] if self.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):
             if len(batch) == 4:  # rows batching: (users, pos, neg, neg_users)
-                return probe(*batch[:3], neg_users=batch[3])
-            return probe(*batch)
+                users, pos, neg, neg_users = batch
+                if len(pos) > PROBE_PAIRS:  # a whole CDAE epoch can be one batch
+                    keep = users[:PROBE_PAIRS].unique()
+                    on_pos, on_neg = torch.isin(users, keep), torch.isin(neg_users, keep)
+                    users, pos, neg, neg_users = users[on_pos], pos[on_pos], neg[on_neg], neg_users[on_neg]
+                return probe(users, pos, neg, neg_users=neg_users)
+            return probe(*(t[:PROBE_PAIRS] for t in batch))
 
     # ------------------------------------------------------------- checkpointing
     def extra_state(self) -> dict[str, Any]:
