@@ -197,3 +197,39 @@ def test_report_command_line_published_option(tmp_path, capsys) -> None:
     assert main([str(exp.root), "--out", str(tmp_path / "r"), "--formats", "csv", "--no-dataset-table",
                  "--no-published"]) == 0
     assert not (tmp_path / "r" / "tables" / "paper_comparison_counts.csv").exists()
+
+
+def test_image_and_h_model_tables_beside_the_paper(tmp_path, pub) -> None:
+    from analysis.tables import h_model_tables, image_tables
+
+    # Table 4, CIFAR10 ResNet-32 at 40%: Normal 84.15 ± 0.47%, DeCA(p) 86.62 ± 0.26%
+    runs = []
+    for method, acc in (("normal", 0.8400), ("deca_p", 0.8500)):
+        for seed, off in zip((0, 1, 2), (-1, 0, 1)):
+            runs.append({"dataset": "cifar10", "backbone": "resnet32", "method": method, "seed": seed,
+                         "task": "image", "noise_rate": 0.4, "test_clean/accuracy": acc + off * 0.002})
+    (ours,) = image_tables(load_experiment(write_experiment(tmp_path / "img", runs=runs)))
+    table = P.compare(ours, pub)
+    data = table.data.set_index("row")
+    # |0.8400 - 0.8415| = 0.0015 <= 0.0047 + 0.002 + 0.00005
+    assert data.loc["Normal 40%", "verdict"] == "reproduced" and data.loc["Normal 40%", "paper"] == 0.8415
+    # |0.8500 - 0.8662| = 0.0162 > 0.0026 + 0.002 + 0.00005
+    assert data.loc["DeCA(p) 40%", "verdict"] == "not reproduced"
+    assert "Table 4" in table.caption
+    # Table 6 (Modcloth, h and h'): DeCA with h = GMF, R@20 0.2453 (no std in the paper)
+    means = {("gmf", "normal"): rec_metrics(0.0629, 0.2246, 0.0430, 0.0884)}
+    runs = rec_runs(means, dataset="modcloth-paper", d=0.001)
+    for h, r20 in (("mf", 0.2452), ("gmf", 0.2400)):
+        runs += rec_runs({("gmf", "deca"): rec_metrics(0.07, r20, 0.05, 0.098)}, dataset="modcloth-paper",
+                         d=0.001, extra={"h_backbone": h})
+    exp = load_experiment(write_experiment(tmp_path / "h", runs=runs))
+    (ours,) = h_model_tables(exp)
+    table = P.compare(ours, pub)
+    data = table.data.set_index("row")
+    row = data.loc["DeCA (h, h' = GMF) R@20"]
+    # |0.2400 - 0.2453| = 0.0053 > 0 + 0.001 + 0.00005: the paper gives no std here
+    assert row["paper"] == 0.2453 and row["verdict"] == "not reproduced" and math.isnan(row["paper_std"])
+    assert data.loc["DeCA (h, h' = MF) R@20", "paper"] == 0.2452
+    assert data.loc["DeCA (h, h' = MF) R@20", "verdict"] == "reproduced"
+    assert data.loc["Normal R@5", "paper"] == 0.0629
+    assert "no std" in table.caption
