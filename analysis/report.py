@@ -10,9 +10,10 @@ Works on finished, partial and resumed experiments: a run-status table says whic
 have how many seeds and failed trials, and every table cell marks missing seeds.
 
 Marks in the result tables (:data:`MARKS`): bold = best mean of the column; ``*`` = the paper's
-rule (the best denoising result beats the best baseline by more than 5%); ``†`` = Welch's t-test
-over the seeds against the best baseline of the column, two-sided p < 0.05 (the p-values are in
-``tables/table2_*.csv``). A star without a dagger is a gain the seeds do not support.
+rule (the best denoising result beats the best baseline by more than 5%); ``†`` / ``‡`` = above /
+below Normal of the same block and column in Welch's t-test over the seeds, Holm-corrected over
+the table's tests (the differences, their 95% intervals and the p-values are in
+``tables/table*.csv``). A star without a dagger is a gain the seeds do not support.
 """
 from __future__ import annotations
 
@@ -28,16 +29,19 @@ import pandas as pd
 
 from analysis import figures as figs
 from analysis import noise_detection
+from analysis import published as pub
 from analysis import tables as tabs
 from analysis.experiment import FAILED_STATUSES, GROUP_KEYS, Experiment, load_experiment
 
 FORMATS = ("md", "tex", "csv", "html")
 #: how the report explains the marks of its result tables
 MARKS = (f"Bold: the best mean of a column. `*`: the best denoising result beats the best baseline by "
-         f"more than {tabs.STAR_THRESHOLD:.0%} (the paper's rule). `†`: the difference from the best "
-         f"baseline is significant in Welch's t-test over the seeds (two-sided p < "
-         f"{tabs.SIGNIFICANCE_LEVEL:g}; p-values in the tables' CSV files); a `*` without `†` is a "
-         "gain the spread over seeds does not support.")
+         f"more than {tabs.STAR_THRESHOLD:.0%} (the paper's rule). `†` / `‡`: significantly above / "
+         f"below Normal of the same block and column (Welch's t-test over the seeds, Holm-corrected "
+         f"over the table's tests, family-wise error {tabs.SIGNIFICANCE_LEVEL:g}; the difference, its "
+         f"{tabs.CI_LEVEL:.0%} interval and the p-values are in the tables' CSV files); a `*` without "
+         "`†` is a gain the spread over seeds does not support. Each caption says how large a "
+         "difference its seeds can mark at all.")
 #: file-name patterns of exports found inside an experiment folder
 INTERPRETABILITY_GLOB = "*interpretab*.csv"
 SCORES_GLOB = "*clean_scores*.csv"
@@ -109,13 +113,16 @@ def build_report(experiment: str | Path, out_dir: str | Path | None = None,
                  formats: Sequence[str] = FORMATS, split: str = "test_clean",
                  interpretability: Iterable[str | Path] = (), scores: Iterable[str | Path] = (),
                  dataset_stats: dict[str, dict] | None = None, dataset_table: bool = True,
-                 ks: dict[str, tuple[int, int]] | None = None, digits: int = 3) -> Report:
+                 ks: dict[str, tuple[int, int]] | None = None, digits: int = 3,
+                 published: bool | str | Path = True) -> Report:
     """Write the report of ``experiment`` into ``out_dir`` and return what was written.
 
     Everything comes from the experiment folder: Table 1 from the data statistics the search
     recorded in ``manifest.json`` (``dataset_stats`` adds or replaces entries: the command line
     loads them for a data set the manifest lacks), Fig. 6 and the noise-detection tables from
-    the score exports (``deca_tune.exports`` writes them: ``report --export-scores``)."""
+    the score exports (``deca_tune.exports`` writes them: ``report --export-scores``).
+    ``published``: put ours beside the paper's and the authors' code's numbers
+    (:mod:`analysis.published`; True: the bundled file, a path: another file, False: not)."""
     unknown = [f for f in formats if f not in FORMATS]
     if unknown:
         raise ValueError(f"unknown format(s) {', '.join(unknown)}; choose from {', '.join(FORMATS)}")
@@ -130,6 +137,9 @@ def build_report(experiment: str | Path, out_dir: str | Path | None = None,
     report.tables = [status_table(exp)]
     report.tables += tabs.all_tables(exp, split=split, dataset_stats=dataset_stats,
                                      with_dataset_table=dataset_table, ks=ks)
+    if split == "test_clean" and published is not False:  # the paper reports the clean test
+        report.tables += pub.comparison_tables(report.tables, None if published is True else
+                                               pub.load_published(published))
     report.tables += noise_detection.run_table(exp)
     # per-run exports of deca_tune.exports are in the run table above; list other files per file
     own = exp.root / "exports"

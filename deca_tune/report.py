@@ -12,6 +12,7 @@ import sys
 from typing import Sequence
 
 from analysis.experiment import ExperimentError, load_experiment
+from analysis.published import PublishedError
 from analysis.report import FORMATS, build_report
 from analysis.tables import recorded_stats
 
@@ -62,6 +63,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                              "scores to EXPERIMENT/exports (Fig. 6, noise-detection table)")
     parser.add_argument("--no-dataset-table", action="store_true",
                         help="skip Table 1 (it loads every data set)")
+    parser.add_argument("--published", default=None, metavar="CSV",
+                        help="the published numbers to put ours beside (default: the paper's Tables "
+                             "2-6 and the authors' code, analysis/published/deca_paper.csv)")
+    parser.add_argument("--no-published", action="store_true",
+                        help="no comparison with the published numbers")
     args = parser.parse_args(argv)
     formats = [f.strip() for f in args.formats.split(",") if f.strip()]
     bad = [f for f in formats if f not in FORMATS]
@@ -85,8 +91,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         report = build_report(args.experiment, args.out, formats, split=args.split,
                               interpretability=args.interpretability, scores=args.scores,
                               dataset_stats=stats, dataset_table=not args.no_dataset_table,
-                              ks=ks, digits=args.digits)
-    except ExperimentError as exc:
+                              ks=ks, digits=args.digits,
+                              published=False if args.no_published else (args.published or True))
+    except (ExperimentError, PublishedError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     for warning in warnings + report.warnings:

@@ -72,7 +72,7 @@ def test_mean_std_and_marks(exp) -> None:
     assert cell["bold"] and cell["star"]
     assert _cell(table, "GMF", "DeCA-DP", "R@5")["mean"] == pytest.approx(0.080)
     md = table.to_markdown()
-    # both also pass Welch's t-test against the best baseline (3 seeds, std 0.002): the dagger
+    # both are far above Normal (3 seeds, std 0.002): significant after Holm, the dagger
     assert "**0.106 ± 0.002**\\*†" in md and "**0.208 ± 0.002**† |" in md
 
 
@@ -117,14 +117,70 @@ def test_star_without_significance_gets_no_dagger(tmp_path) -> None:
     runs += rec_runs({("gmf", "deca"): rec_metrics(0.181, 0.2, 0.1, 0.1)}, d=0.018)
     (table,) = T.performance_tables(load_experiment(write_experiment(tmp_path / "e", runs=runs)))
     cell = _cell(table, "GMF", "DeCA", "R@5")
-    assert cell["star"] and not cell["sig"] and cell["baseline"] == "normal"
+    assert cell["star"] and not cell["sig"] and cell["reference"] == "normal"
     assert cell["p_value"] == pytest.approx(T.welch_t_test(0.181, 0.018, 3, 0.164, 0.002, 3)[2])
+    assert cell["diff"] == pytest.approx(0.017) and cell["ci_low"] < 0 < cell["ci_high"]
     assert "**0.181 ± 0.018**\\* |" in table.to_markdown()
-    assert "†" in table.caption and "Welch" in table.caption
+    assert "†" in table.caption and "Welch" in table.caption and "Holm" in table.caption
     back = pd.read_csv(table.to_csv(tmp_path / "t.csv"))
     row = back[(back["row"] == "DeCA") & (back["column"] == "R@5")].iloc[0]
     assert row["p_value"] == pytest.approx(cell["p_value"]) and not row["sig"]
+    assert row["ci_low"] == pytest.approx(cell["ci_low"]) and row["p_holm"] >= row["p_value"]
     assert pd.isna(back[(back["row"] == "Normal") & (back["column"] == "R@5")]["p_value"].iloc[0])
+
+
+def test_t_quantile_interval_and_holm() -> None:
+    import math
+
+    # tabulated 97.5% quantiles of Student's t
+    for df, q in ((1, 12.7062047), (4, 2.776445105), (10, 2.228138852), (30, 2.042272456)):
+        assert T.t_quantile(0.975, df) == pytest.approx(q, abs=1e-6)
+    assert T.t_quantile(0.995, 8) == pytest.approx(3.355387331, abs=1e-6)
+    # equal spreads: the interval is diff +- t(0.975, 2n-2) * sqrt(2 s^2 / n)
+    lo, hi = T.welch_interval(1.0, 0.5, 5, 0.0, 0.5, 5)
+    half = 2.306004135 * math.sqrt(2 * 0.25 / 5)
+    assert lo == pytest.approx(1.0 - half, abs=1e-6) and hi == pytest.approx(1.0 + half, abs=1e-6)
+    assert all(math.isnan(v) for v in T.welch_interval(0.2, 0.01, 1, 0.1, 0.01, 3))
+    # Holm by hand: sorted 0.01, 0.02, 0.04 of m = 3 -> 0.03, max(0.03, 0.04), max(0.04, 0.04)
+    assert T.holm([0.04, 0.01, float("nan"), 0.02]) == pytest.approx([0.04, 0.03, math.nan, 0.04],
+                                                                      nan_ok=True)
+    assert T.holm([0.5, 0.6]) == pytest.approx([1.0, 1.0])  # capped at 1, monotone
+
+
+def test_holm_over_the_table_and_the_marks_below(tmp_path) -> None:
+    # GMF: DeCA is 2.5 seed std above Normal on every column: p ~ 0.03 uncorrected, but 5 methods x
+    # 4 columns = 20 tests; T-CE is far below Normal on R@5: the double dagger
+    means = {("gmf", "normal"): rec_metrics(0.100, 0.200, 0.050, 0.100)}
+    for m in ("wbpr", "ensemble", "deca_p"):
+        means[("gmf", m)] = rec_metrics(0.100, 0.200, 0.050, 0.100)
+    means[("gmf", "deca")] = rec_metrics(0.105, 0.205, 0.055, 0.105)
+    means[("gmf", "tce")] = rec_metrics(0.060, 0.200, 0.050, 0.100)
+    runs = rec_runs(means, d=0.002)
+    (table,) = T.performance_tables(load_experiment(write_experiment(tmp_path / "e", runs=runs)))
+    deca = _cell(table, "GMF", "DeCA", "R@5")
+    assert deca["p_value"] < 0.05 and deca["p_holm"] > 0.05 and not deca["sig"]
+    assert deca["ci_low"] > 0  # the uncorrected 95% interval excludes 0, Holm's family does not
+    tce = _cell(table, "GMF", "T-CE", "R@5")
+    assert tce["sig"] and tce["sig_direction"] == -1 and tce["diff"] == pytest.approx(-0.04)
+    assert "0.060 ± 0.002‡" in table.to_markdown()
+    assert table.data["p_value"].notna().sum() == 20
+    assert "With 20 tests in this table" in table.caption and "3 seeds" in table.caption
+
+
+def test_power_note_numbers() -> None:
+    # one test, 3 seeds a side: t(0.975, 4) * sqrt(2/3) = 2.267 seed std; 5 seeds: 2.306 * sqrt(2/5)
+    first, last = T.smallest_markable(3, 1)
+    assert first == pytest.approx(last) and last == pytest.approx(2.776445 * (2 / 3) ** 0.5, abs=1e-5)
+    assert T.smallest_markable(5, 1)[1] == pytest.approx(2.306004 * 0.4 ** 0.5, abs=1e-5)
+    assert T.smallest_markable(3, 20)[0] > T.smallest_markable(5, 20)[0] > T.smallest_markable(5, 1)[0]
+    # chi-square with 2 df: P(X <= x) = 1 - exp(-x/2); the std of 3 seeds is known to [0.52, 6.3]x
+    assert T.chi2_cdf_even(3.0, 2) == pytest.approx(1 - 2.718281828 ** -1.5)
+    low, high = T.std_interval_factor(3)
+    assert low == pytest.approx((2 / 7.377759) ** 0.5, abs=1e-5)
+    assert high == pytest.approx((2 / 0.0506356) ** 0.5, abs=1e-4)
+    assert T.std_interval_factor(4) is None
+    text = T.power_note(20)
+    assert "3 seeds" in text and "5 seeds" in text and "not evidence of no difference" in text
 
 
 def test_missing_and_failed_seeds_are_marked_not_hidden(exp) -> None:
@@ -202,7 +258,7 @@ def test_image_table_by_noise_rate(tmp_path) -> None:
     assert _cell(table, "ResNet-32", "DeCA(p)", "20%")["bold"]
     assert _cell(table, "ResNet-32", "ITLM", "40%")["bold"]
     md = table.to_markdown()
-    assert "**89.00 ± 0.10%**" in md and "86.95 ± 0.07% (2/3 seeds)" in md.replace("**", "")
+    assert "**89.00 ± 0.10%**†" in md and "86.95 ± 0.07%† (2/3 seeds)" in md.replace("**", "")
 
 
 def test_ablation_and_h_model_tables(tmp_path) -> None:

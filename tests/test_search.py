@@ -96,7 +96,8 @@ def test_every_search_trial_has_a_checkpoint_and_tensorboard_events(optuna_exper
                       if "test_clean/ndcg@20" in tags else [])
         assert test_steps == ([3] if row.epochs == 3 else []), row.path
         if row.method == "deca":
-            assert {"deca/h_mean", "deca/h_prime_mean", "deca/kl"} <= tags
+            assert {"deca/h_mean", "deca/h_prime_mean", "deca/kl", "deca/grad_kl_share",
+                    "deca/grad_norm_kl", "deca/grad_norm_likelihood"} <= tags
         assert [e.step for e in acc.Scalars("valid/ndcg@20")] == list(range(1, row.epochs + 1))
 
 
@@ -108,6 +109,10 @@ def test_best_configs_are_rerun_with_every_seed(optuna_experiment):
     summary = pd.read_csv(exp / "summary/summary.csv")
     assert len(runs) == 4 and set(runs["status"]) == {"completed"}
     assert len(curves) == 4 * 3
+    # DeCA's per-epoch agreement share reaches curves.csv (trainer -> trial -> summary)
+    share = curves.loc[curves["method"] == "deca", "deca/grad_kl_share"]
+    assert len(share) == 2 * 3 and share.between(0, 1).all()
+    assert curves.loc[curves["method"] == "normal", "deca/grad_kl_share"].isna().all()
     for method, group in runs.groupby("method"):
         assert sorted(group["seed"]) == [0, 1]
         best = trials[(trials["method"] == method) & trials["is_best"]].iloc[0]

@@ -120,6 +120,67 @@ def deca_loss(f_pos: torch.Tensor, f_neg: torch.Tensor, g_pos: torch.Tensor, g_n
     return loss, parts
 
 
+def deca_loss_parts(f_pos: torch.Tensor, f_neg: torch.Tensor, g_pos: torch.Tensor, g_neg: torch.Tensor,
+                    noise_pos: torch.Tensor, noise_neg: torch.Tensor, subtask: SubTask, alpha: float,
+                    c_dp: float, c_dn: float, ratio: float | None = None,
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`deca_loss` split into its two terms, ``(agreement, likelihood)``, with
+    ``agreement + likelihood`` equal to the loss up to rounding:
+
+        agreement  = mean_pos(KL) + ratio * mean_neg(KL)
+        likelihood = -(mean_pos(positive term) + ratio * mean_neg(negative term))
+
+    For diagnostics only (how much of f's gradient each term gives); training uses
+    :func:`deca_loss`, whose summation order this does not change."""
+    if subtask not in SUBTASKS:
+        raise ValueError(f"unknown DeCA sub-task {subtask!r}; choose one of: {', '.join(SUBTASKS)}")
+    f_pos, g_pos, noise_pos = f_pos.reshape(-1), g_pos.reshape(-1), noise_pos.reshape(-1)
+    f_neg, g_neg, noise_neg = f_neg.reshape(-1), g_neg.reshape(-1), noise_neg.reshape(-1)
+    if ratio is None:
+        ratio = f_neg.numel() / max(f_pos.numel(), 1)
+    if subtask == "dp":
+        pos_ll, neg_ll = dp_positive_term(f_pos, noise_pos), dp_negative_term(f_neg, noise_neg, c_dp)
+    else:
+        pos_ll, neg_ll = dn_positive_term(f_pos, noise_pos, c_dn), dn_negative_term(f_neg, noise_neg)
+    agreement = agreement_kl(f_pos, g_pos, alpha).mean() + ratio * agreement_kl(f_neg, g_neg, alpha).mean()
+    likelihood = -(pos_ll.mean() + ratio * neg_ll.mean())
+    return agreement, likelihood
+
+
+def gradient_shares(agreement: torch.Tensor, likelihoods: dict[str, torch.Tensor],
+                    params: list[torch.Tensor]) -> dict[str, dict[str, float]]:
+    """How much of the gradient on ``params`` comes from each term, for one agreement term and
+    one or more likelihood terms (DeCA's DP and DN share the agreement): per likelihood the L2
+    norms of d agreement / d params, d likelihood / d params and of their sum (the loss's
+    gradient without L2), and ``share`` = |g_agreement| / (|g_agreement| + |g_likelihood|) in
+    [0, 1] (0: the agreement does not move the parameters at all; 0.5: as much as the
+    likelihood; NaN when neither does). ``torch.autograd.grad`` with the graph retained: no
+    ``.grad`` is written. Cost: 1 + len(likelihoods) backward passes."""
+
+    def grads(term: torch.Tensor) -> list[torch.Tensor]:
+        got = torch.autograd.grad(term, params, retain_graph=True, allow_unused=True)
+        return [torch.zeros_like(p) if g is None else g for g, p in zip(got, params)]
+
+    def norm(values: list[torch.Tensor]) -> float:
+        return float(torch.sqrt(sum((g.double() ** 2).sum() for g in values)))
+
+    g_a = grads(agreement)
+    n_a = norm(g_a)
+    out = {}
+    for name, likelihood in likelihoods.items():
+        g_l = grads(likelihood)
+        n_l = norm(g_l)
+        out[name] = {"agreement": n_a, "likelihood": n_l, "total": norm([a + b for a, b in zip(g_a, g_l)]),
+                     "share": n_a / (n_a + n_l) if n_a + n_l > 0 else float("nan")}
+    return out
+
+
+def gradient_share(agreement: torch.Tensor, likelihood: torch.Tensor,
+                   params: list[torch.Tensor]) -> dict[str, float]:
+    """:func:`gradient_shares` for one likelihood term."""
+    return gradient_shares(agreement, {"": likelihood}, params)[""]
+
+
 def clean_probability(f: torch.Tensor, h: torch.Tensor, h_prime: torch.Tensor) -> torch.Tensor:
     """P(y = 1 | y~ = 1) = h' f / (h' f + h (1 - f)) (Eq. 25); 0 where both terms are 0."""
     num = h_prime * f

@@ -97,7 +97,10 @@ class ImageTrainer(EpochTrainer):
         order = order.to(self.device)
         self._epoch_lr, self._epoch_rows = self.lr, n
         bs = int(self.spec["batch_size"])
+        self._probe_batch = None
         for lo in range(0, n, bs):
+            if self._probe_batch is None:  # the epoch's first mini-batch and its step (agreement_probe)
+                self._probe_batch = (order[lo:lo + bs], self.step)
             yield order[lo:lo + bs]
 
     def autocast(self) -> contextlib.AbstractContextManager:
@@ -120,9 +123,27 @@ class ImageTrainer(EpochTrainer):
         return metrics
 
     def after_epoch(self) -> dict[str, float]:
+        probe = self.agreement_probe()  # at the weights the epoch ended with, before the schedule
         if self.scheduler is not None:
             self.scheduler.step()
-        return {"lr": self._epoch_lr, "train_rows": self._epoch_rows}
+        return {"lr": self._epoch_lr, "train_rows": self._epoch_rows, **probe}
+
+    def agreement_probe(self) -> dict[str, float]:
+        """DeCA(p)'s per-epoch gradient diagnostic (``agreement_gradient``: how much of f's
+        gradient the KL to f' gives) on the epoch's first mini-batch, without augmentation, when
+        the spec's ``agreement_grad`` is on. Training is unchanged: no ``.grad`` is written, the
+        batch-norm statistics are restored, the torch RNG is forked and the augmentation
+        generator is not used."""
+        probe = self.__dict__.pop("_probe_batch", None)
+        fn = getattr(self.method, "agreement_gradient", None)
+        if probe is None or fn is None or not self.method.spec.get("agreement_grad", False):
+            return {}
+        idx, step = probe
+        devices = [self.device.index or 0] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            x = self.method.inputs(self._train_x[idx], augment=False)
+            with self.autocast():
+                return fn(x, self._train_y[idx], step, self.epoch)
 
     # ---------------------------------------------------------------- evaluation
     def _predict_labels(self, x: torch.Tensor) -> torch.Tensor:

@@ -26,6 +26,9 @@ from deca_tune.training.base import EpochTrainer
 
 #: the splits evaluated every epoch and the pairs masked when ranking for each
 EVAL_SPLITS = ("valid", "valid_clean", "test", "test_clean")
+#: positives (with their negatives) of the agreement probe's batch; rows batching: the users of
+#: the first PROBE_PAIRS positives, with all their positives and negatives
+PROBE_PAIRS = 1024
 
 
 class RecTrainer(EpochTrainer):
@@ -78,7 +81,10 @@ class RecTrainer(EpochTrainer):
         """The epoch's mini-batches in the backbone's batching (``TrainingRecipe``); with
         ``early_stop: authors`` the epoch ends at the step where the authors' rule stops."""
         source = row_batches(self) if self.row_batching else self._pair_batches()
+        self._probe_batch = None
         for batch in source:
+            if self._probe_batch is None:  # the epoch's first mini-batch (agreement_probe)
+                self._probe_batch = batch
             yield batch
             if self.authors_stop is not None and self.authors_stop.after_step(self):
                 self.stopped_early = True
@@ -193,7 +199,30 @@ class RecTrainer(EpochTrainer):
                 totals[name] = totals.get(name, 0.0) + float(val)
             if not np.isfinite(totals.get("loss", 0.0)):
                 raise FloatingPointError(f"non-finite loss in epoch {self.epoch} (summed over its steps)")
-        return super().after_epoch()
+        return {**super().after_epoch(), **self.agreement_probe()}
+
+    def agreement_probe(self) -> dict[str, float]:
+        """The method's per-epoch gradient diagnostic (DeCA / DeCA(p): how much of f's gradient
+        the agreement KL gives, ``agreement_gradient``) on the first :data:`PROBE_PAIRS` positives
+        of the epoch's first mini-batch at the end-of-epoch weights, when the method's
+        ``agreement_grad`` is on. It changes nothing that
+        training computes: ``torch.autograd.grad`` writes no ``.grad``, the optimiser does not
+        step, and the torch RNG (CDAE's dropout) is forked and restored; the numpy RNG is not
+        used."""
+        batch = self.__dict__.pop("_probe_batch", None)
+        probe = getattr(self.method, "agreement_gradient", None)
+        if batch is None or probe is None or not self.method.spec.get("agreement_grad", False):
+            return {}
+        devices = [self.device.index or 0] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            if len(batch) == 4:  # rows batching: (users, pos, neg, neg_users)
+                users, pos, neg, neg_users = batch
+                if len(pos) > PROBE_PAIRS:  # a whole CDAE epoch can be one batch
+                    keep = users[:PROBE_PAIRS].unique()
+                    on_pos, on_neg = torch.isin(users, keep), torch.isin(neg_users, keep)
+                    users, pos, neg, neg_users = users[on_pos], pos[on_pos], neg[on_neg], neg_users[on_neg]
+                return probe(users, pos, neg, neg_users=neg_users)
+            return probe(*(t[:PROBE_PAIRS] for t in batch))
 
     # ------------------------------------------------------------- checkpointing
     def extra_state(self) -> dict[str, Any]:

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from deca_tune.losses.deca import gradient_share
 from deca_tune.losses.deca_multiclass import (deca_p_loss, expected_loglik_eq22,
                                               expected_loglik_eq24, kl_f_fprime)
 from deca_tune.methods.registry import IMAGE_METHODS
@@ -47,8 +48,10 @@ class NoiseModel(nn.Module):
 
 @IMAGE_METHODS.register("deca_p")
 class DeCAp(ImageMethod):
+    #: ``agreement_grad``: log per epoch how much of f's gradient the KL to f' gives
+    #: (:meth:`agreement_gradient`); it never changes what training computes
     defaults = {"C1": 1.0, "C2": 1.0, "T1": 10, "h_hidden": 64, "h_detach": False,
-                "eq24_observed_term": True, **PRETRAIN_DEFAULTS}
+                "eq24_observed_term": True, "agreement_grad": True, **PRETRAIN_DEFAULTS}
 
     def __init__(self, spec, split) -> None:
         super().__init__(spec, split)
@@ -77,7 +80,8 @@ class DeCAp(ImageMethod):
     def trainable_parameters(self):
         return [p for m in (self.f, self.h) for p in m.parameters() if p.requires_grad]
 
-    def batch_loss(self, x, y, step, epoch, lr):
+    def _terms(self, x, y, step, epoch):
+        """(expected log-likelihood per example, KL(f||f') per example, log h) of Eq. 16."""
         k = step % self.n_classes
         logits, z = self.f(x, return_embedding=True)
         log_p = F.log_softmax(logits, dim=1)
@@ -89,7 +93,30 @@ class DeCAp(ImageMethod):
             expected = expected_loglik_eq22(p, log_h[:, k, :], y, k, self.c1, self.c2)
         else:
             expected = expected_loglik_eq24(p, log_h, y, k, bool(self.spec["eq24_observed_term"]))
-        kl = kl_f_fprime(log_p, log_p_prime)
+        return expected, kl_f_fprime(log_p, log_p_prime), log_h
+
+    def agreement_gradient(self, x: torch.Tensor, y: torch.Tensor, step: int, epoch: int) -> dict[str, float]:
+        """How much of f's gradient comes from the agreement KL(f||f') against the likelihood
+        term on one batch (``x`` normalised, without augmentation) at the current weights, with
+        the attended class of ``step``: ``deca/grad_kl_share`` = |g_KL| / (|g_KL| + |g_lik|) and
+        the norms ``deca/grad_norm_kl``, ``deca/grad_norm_likelihood``, ``deca/grad_norm_total``
+        (:func:`deca_tune.losses.deca.gradient_share`). f's batch-norm statistics are restored
+        afterwards and no ``.grad`` is written; the caller forks the torch RNG."""
+        params = [p for p in self.f.parameters() if p.requires_grad]
+        saved = [b.detach().clone() for b in self.f.buffers()]
+        try:
+            with torch.enable_grad():
+                expected, kl, _ = self._terms(x, y, step, epoch)
+                got = gradient_share(kl.float().mean(), -expected.float().mean(), params)
+        finally:
+            with torch.no_grad():
+                for b, old in zip(self.f.buffers(), saved):
+                    b.copy_(old)
+        return {"deca/grad_kl_share": got["share"], "deca/grad_norm_kl": got["agreement"],
+                "deca/grad_norm_likelihood": got["likelihood"], "deca/grad_norm_total": got["total"]}
+
+    def batch_loss(self, x, y, step, epoch, lr):
+        expected, kl, log_h = self._terms(x, y, step, epoch)
         loss = deca_p_loss(expected, kl)
         with torch.no_grad():  # mean h(x, y~, y~): the noise model's "label kept" probability
             h_keep = log_h[torch.arange(len(y), device=y.device), y, y].exp().mean()

@@ -15,7 +15,9 @@ Hyperparameters: ``C0`` = C_DN (larger: an interacted item is more likely a real
 Ablations (Table 5): ``deca-dp`` and ``deca-dn`` run one sub-task on every mini-batch
 (``subtask_only``). Logged components: ``deca/kl`` (mean agreement KL over the batch's pairs),
 ``deca/h_mean`` and ``deca/h_prime_mean`` (mean h and h' over the batch's observed positives;
-the inactive noise model is evaluated without gradient) and ``loss/likelihood``.
+the inactive noise model is evaluated without gradient) and ``loss/likelihood``; once per epoch
+(spec ``agreement_grad``, on by default) ``deca/grad_kl_share*`` and ``deca/grad_norm_*``: how
+much of f's gradient the agreement term gives (:meth:`DeCABase.agreement_gradient`).
 """
 from __future__ import annotations
 
@@ -27,7 +29,7 @@ from torch import nn
 
 from deca_tune.data.interactions import RecSplit
 from deca_tune.losses.deca import (SUBTASKS, agreement_kl, clean_logit, clean_probability, deca_loss,
-                                   safe_log)
+                                   deca_loss_parts, gradient_shares, safe_log)
 from deca_tune.methods.registry import REC_METHODS
 from deca_tune.methods.rec.base import RecMethod
 from deca_tune.methods.rec.normal import pair_logits
@@ -46,8 +48,10 @@ class DeCABase(RecMethod):
     #: ``first_batch``: ``"dp"`` (Algorithm 1: DP, DN, DP, ...) or ``"both"`` (the authors' code:
     #: the first mini-batch steps h and h' with ``log(1-h)(1-f) + log(1-h') f`` on positives and
     #: negatives, then DP, DN, ...; their ``denoise_type`` starts as ``'both'``, train.py:387-406)
+    #: ``agreement_grad``: log per epoch how much of f's gradient the agreement KL gives
+    #: (:meth:`agreement_gradient`; off: False); it never changes what training computes
     defaults: dict[str, Any] = {"C0": 1000.0, "C1": 1000.0, "alpha": 1.0, "h_backbone": "mf",
-                                "first_batch": "dp"}
+                                "first_batch": "dp", "agreement_grad": True}
 
     def __init__(self, spec: dict[str, Any], split: RecSplit, subtask_only: str | None = None) -> None:
         super().__init__(spec, split)
@@ -101,6 +105,41 @@ class DeCABase(RecMethod):
         h_mean, h_prime_mean = (active_mean, other_mean) if subtask == "dp" else (other_mean, active_mean)
         return loss, {"deca/kl": parts["kl"], "deca/h_mean": h_mean,
                       "deca/h_prime_mean": h_prime_mean, "likelihood": parts["likelihood"]}
+
+    def agreement_gradient(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor,
+                           neg_users: torch.Tensor | None = None) -> dict[str, float]:
+        """How much of f's gradient comes from the agreement KL against the DP/DN likelihood, on
+        one mini-batch at the current weights: per sub-task the method runs, the norms of
+        d(agreement)/d theta_f and d(likelihood)/d theta_f (L2 penalty left out) and the share
+        |g_KL| / (|g_KL| + |g_lik|) (:func:`deca_tune.losses.deca.gradient_share`).
+
+        Metrics: ``deca/grad_kl_share`` (mean over the sub-tasks), ``deca/grad_kl_share_dp`` /
+        ``_dn``, ``deca/grad_norm_kl``, ``deca/grad_norm_likelihood``, ``deca/grad_norm_total``
+        (means over the sub-tasks). The caller keeps the RNG and the weights' ``.grad`` as they
+        were (the loop runs it under ``torch.random.fork_rng``; nothing here steps or writes
+        ``.grad``)."""
+        params = [p for p in self.f.parameters() if p.requires_grad]
+        subtasks = (self.subtask_only,) if self.subtask_only else SUBTASKS
+        sig = torch.sigmoid
+        ratio = neg.shape[1] if neg_users is None else 1.0
+        with torch.enable_grad():
+            f_pos, f_neg = (sig(x) for x in pair_logits(self.f, users, pos, neg, neg_users))
+            with torch.no_grad():
+                g_pos, g_neg = (sig(x) for x in self.prior_logits(users, pos, neg, neg_users))
+            likelihoods = {}
+            for sub in subtasks:  # the agreement term is the same for DP and DN
+                with torch.no_grad():
+                    noise = self.h if sub == "dp" else self.h_prime
+                    n_pos, n_neg = (sig(x) for x in pair_logits(noise, users, pos, neg, neg_users))
+                agreement, likelihoods[sub] = deca_loss_parts(
+                    f_pos, f_neg, g_pos, g_neg, n_pos, n_neg, sub, alpha=self.alpha, c_dp=self.c_dp,
+                    c_dn=self.c_dn, ratio=ratio)
+            per = gradient_shares(agreement, likelihoods, params)
+        out = {f"deca/grad_kl_share_{sub}": v["share"] for sub, v in per.items()}
+        for key, name in (("share", "grad_kl_share"), ("agreement", "grad_norm_kl"),
+                          ("likelihood", "grad_norm_likelihood"), ("total", "grad_norm_total")):
+            out[f"deca/{name}"] = sum(v[key] for v in per.values()) / len(per)
+        return out
 
     def _both_batch_loss(self, users, pos, neg, neg_users):
         """The authors' first mini-batch (``first_batch: both``): likelihood term
