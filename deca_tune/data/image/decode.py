@@ -15,11 +15,17 @@ from __future__ import annotations
 
 import hashlib
 import os
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Sequence
 
 import torch
+
+# torchvision 0.29 announces that TorchCodec will take over image decoding; until then its
+# decoders are the ones we have (TorchCodec is not a dependency). Said once per call otherwise.
+warnings.filterwarnings("ignore", message="The image decoding and encoding capabilities of TorchVision",
+                        category=DeprecationWarning)
 
 #: the file name extensions read as images (case-insensitive)
 EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
@@ -79,6 +85,8 @@ def decode_file(path: str | Path, channels: int, size: int | None = None) -> tor
     if data.numel() == 0:
         raise ImageFileError(f"{path}: the file is empty")
     mode = ImageReadMode.GRAY if channels == 1 else ImageReadMode.RGB
+    if channels == 1 and bytes(data[8:12].tolist()) == b"WEBP":  # no grey decoding: converted below
+        mode = ImageReadMode.RGB
     try:
         img = decode_image(data, mode=mode)
     except RuntimeError as first:
@@ -88,7 +96,7 @@ def decode_file(path: str | Path, channels: int, size: int | None = None) -> tor
             why = str(first).strip().splitlines()[-1] if "Unsupported image file" not in str(first) else str(exc)
             raise ImageFileError(f"{path}: not a readable image, truncated or corrupt ({why})") from None
     if img.dtype == torch.uint16:
-        img = (img >> 8).to(torch.uint8)
+        img = (img.to(torch.int32) >> 8).to(torch.uint8)
     elif img.dtype != torch.uint8:
         img = TF.to_dtype(img, torch.uint8, scale=True)
     c = img.shape[0]
