@@ -309,7 +309,7 @@ def test_search_from_a_folder_of_pngs_to_a_report(ray_session, tmp_path, capsys)
     assert (runs["config/noise_rate"] == 0).all()
     assert report_main([str(exp), "--formats", "md,csv"]) == 0
     md = (exp / "report" / "report.md").read_text()
-    assert "## Labels given as noisy" in md and "clean labels known for train" in md
+    assert "## Labels given as noisy" in md and "clean labels known for test 30/30, valid 20/20, train 100/100" in md
     clean = pd.read_csv(exp / "report" / "tables" / "table4_image-folder.csv")
     noisy = pd.read_csv(exp / "report" / "tables" / "table4_image-folder_given_labels.csv")
     for table, metric in ((clean, "test_clean/accuracy"), (noisy, "test/accuracy")):
