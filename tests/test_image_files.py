@@ -317,3 +317,19 @@ def test_search_from_a_folder_of_pngs_to_a_report(ray_session, tmp_path, capsys)
         for method, row in (("normal", "Normal"), ("deca_p", "DeCA(p)")):
             cell = table[table["row"] == row].iloc[0]
             assert cell["mean"] == pytest.approx(runs.loc[runs["method"] == method, metric].iloc[0])
+
+
+def test_spec_defaults_and_absolute_paths_for_the_search(folder, monkeypatch):
+    from deca_tune.search.plan import absolute_options
+    from deca_tune.tasks import get_task
+
+    image = get_task("image")
+    assert image.make_spec(dataset="image-folder")["noise_rate"] == 0.0
+    assert image.make_spec(dataset="image-folder")["meta_per_class"] == 0
+    assert image.make_spec(dataset="image-folder", noise_rate=0.2)["noise_rate"] == 0.2  # asked: injected
+    assert image.make_spec(dataset="mnist")["noise_rate"] == 0.4  # published sets unchanged
+    assert image.make_spec(dataset="mnist", dataset_options={"noisy_labels": "x.npy"})["noise_rate"] == 0.0
+    root, _, _ = folder
+    monkeypatch.chdir(root)
+    opts = absolute_options("image-folder", {"path": "train", "clean": "clean.csv"}, "/nonexistent")
+    assert opts == {"path": str(root / "train"), "clean": str(root / "clean.csv")}

@@ -64,7 +64,7 @@ from deca_tune.data.image.labels import LabelFileError, image_key, read_clean_so
 from deca_tune.data.image.raw import RawImages
 from deca_tune.data.readers import MalformedFileError, line_of_row
 from deca_tune.data.registry import IMAGE_DATASETS
-from deca_tune.data.split_cache import cached_split
+from deca_tune.data.split_cache import cached_split, split_key
 
 #: the option reference (``python -m deca_tune.data describe --help`` shows it)
 IMAGE_FILES_HELP: str = __doc__
@@ -223,7 +223,10 @@ def _assemble(name: str, classes: list[str], train_files: list[Path], train_y: l
 
 
 def _load(name: str, key: dict, build: Any, cache: bool) -> RawImages:
-    return cached_split(key, build, enabled=bool(cache), kind=RawImages, subdir=CACHE_SUBDIR)
+    raw = cached_split(key, build, enabled=bool(cache), kind=RawImages, subdir=CACHE_SUBDIR)
+    # what the files hold (part of the pre-trained prior's cache key: ImageSplit.fingerprint)
+    raw.source["content_sha256"] = split_key(key, RawImages)
+    return raw
 
 
 @IMAGE_DATASETS.register("image-folder")
@@ -239,6 +242,9 @@ def load_image_folder(root: Path, download: bool = True, *, path: str | None = N
     _check_common(image_size, channels, test_fraction, test_labels)
     if test is not None and test_fraction is not None:
         raise ValueError("image-folder: give either option test (a folder) or test_fraction, not both")
+    if test_labels == "clean" and test is None:
+        raise ValueError("image-folder: test_labels=clean needs a test folder (option test); held-out "
+                         "images keep their noisy labels")
     folder = _resolve(path, root, "image-folder: option path:")
     classes, files, labels = scan_folder(folder)
     test_files: list[Path] = []
@@ -299,6 +305,9 @@ def load_image_csv(root: Path, download: bool = True, *, path: str | None = None
     _check_common(image_size, channels, test_fraction, test_labels)
     if split_col is not None and test_fraction is not None:
         raise ValueError("image-csv: give either option split_col or test_fraction, not both")
+    if test_labels == "clean" and split_col is None:
+        raise ValueError("image-csv: test_labels=clean needs test rows (option split_col); held-out "
+                         "images keep their noisy labels")
     csv = _resolve(path, root, "image-csv: option path:")
     try:
         frame = pd.read_csv(csv, dtype=str, keep_default_na=False, sep=sep)

@@ -69,6 +69,8 @@ class ImageSplit:
     @property
     def realised_noise_rate(self) -> float:
         """Share of training labels that differ from the clean ones (among known clean labels)."""
+        if not len(self.noisy_mask):
+            return 0.0
         known = self.train_y_true >= 0
         return float(self.noisy_mask[known].float().mean()) if bool(known.any()) else float("nan")
 
@@ -108,6 +110,10 @@ class ImageSplit:
         h = hashlib.sha256(f"{self.name}|{self.n_classes}|{self.image_size}".encode())
         for t in (self.train_index, self.train_y_noisy, self.valid_index, self.valid_y):
             h.update(b"|" if t is None else t.to(torch.int64).contiguous().numpy().tobytes())
+        source = self.meta.get("source") or {}
+        for key in ("content_sha256", "noisy_labels_sha256"):  # your own files: their content
+            if source.get(key):
+                h.update(f"|{key}={source[key]}".encode())
         return h.hexdigest()
 
 
