@@ -68,12 +68,14 @@ def bench_decode(args: argparse.Namespace) -> dict[str, Any]:
         t = time.perf_counter()
         raw = folder_mod.load_image_folder(tmp, **opts)
         cold = time.perf_counter() - t
-        entry = next((tmp / "cache" / folder_mod.CACHE_SUBDIR).glob("*.npz"))
+        entry_mb = next((tmp / "cache" / folder_mod.CACHE_SUBDIR).glob("*.npz")).stat().st_size / 2**20
+        print(f"cold load: {cold:.1f} s ({args.n / cold:.0f} files/s), cache entry {entry_mb:.1f} MiB", flush=True)
         timings = {}
         for workers in (1, default_workers()):
             t = time.perf_counter()
             decode_files(files, 3, None, workers)
             timings[workers] = time.perf_counter() - t
+            print(f"decoding alone, {workers} thread(s): {args.n / timings[workers]:.0f} files/s", flush=True)
         t = time.perf_counter()
         again = folder_mod.load_image_folder(tmp, **opts)
         warm = time.perf_counter() - t
@@ -85,7 +87,7 @@ def bench_decode(args: argparse.Namespace) -> dict[str, Any]:
             "decode_1_thread_files_per_s": n / timings[1],
             f"decode_{default_workers()}_threads_files_per_s": n / timings[default_workers()],
             "warm_s": warm, "warm_files_per_s": n / warm,
-            "cache_entry_mb": entry.stat().st_size / 2**20,
+            "cache_entry_mb": entry_mb,
             "tensor_mb": (raw.train_x.numel() + raw.test_x.numel()) / 2**20,
             "threads": default_workers(), "cpus": os.cpu_count(),
             "loadavg_before": load_before, "loadavg_after": load_after}
