@@ -333,3 +333,27 @@ def test_spec_defaults_and_absolute_paths_for_the_search(folder, monkeypatch):
     monkeypatch.chdir(root)
     opts = absolute_options("image-folder", {"path": "train", "clean": "clean.csv"}, "/nonexistent")
     assert opts == {"path": str(root / "train"), "clean": str(root / "clean.csv")}
+
+
+def test_report_without_clean_labels_says_what_it_skipped(tmp_path):
+    """Analysis only (a fabricated folder): given labels, no clean labels at all."""
+    from analysis.report import build_report
+    from tests.helpers_analysis import write_experiment
+
+    runs = [{"dataset": "image-folder", "backbone": "convnet", "method": m, "seed": s, "task": "image",
+             "status": "TERMINATED", "config/noise_rate": 0.0, "valid/accuracy": 0.6 + 0.01 * s,
+             "test/accuracy": acc + 0.01 * s}
+            for m, acc in (("normal", 0.5), ("deca_p", 0.55)) for s in (0, 1)]
+    stats = {"name": "image-folder", "labels": "given", "n_train": 80, "n_valid": 10, "n_test": 20,
+             "clean_train": 0, "clean_valid": 0, "clean_test": 0, "test_labels": "given"}
+    exp = write_experiment(tmp_path / "exp", runs=runs,
+                           manifest={"seeds": [0, 1], "data": {"image-folder": {"stats": stats}}})
+    report = build_report(exp, formats=("md", "csv"))
+    names = {t.name for t in report.tables}
+    assert "table4_image-folder_given_labels" in names and "table4_image-folder" not in names
+    md = report.markdown.read_text()
+    assert "Skipped (they need clean labels): clean test accuracy" in md
+    assert "noise-detection AUC" in md.split("## Labels given as noisy")[1].split("## Tables")[0]
+    cells = pd.read_csv(report.out_dir / "tables" / "table4_image-folder_given_labels.csv")
+    cell = cells[cells["row"] == "DeCA(p)"].iloc[0]
+    assert cell["column"] == "given labels" and cell["mean"] == pytest.approx(0.555)
