@@ -10,6 +10,11 @@ temporary file in the same folder and renamed into place (atomic: a reader sees 
 the new one, or none). An entry that cannot be read (truncated, corrupt, other format) is
 rebuilt and overwritten, not an error; so is a cache folder that cannot be written to, with a
 warning (the split is then returned uncached). Delete the folder to clear the cache.
+
+The same store keeps other dataclasses of arrays and JSON values (``kind``, ``subdir``): the
+decoded image files of ``image-folder`` / ``image-csv`` are
+:class:`deca_tune.data.image.raw.RawImages` entries under ``<cache dir>/images/`` (CPU torch
+tensors are stored as their numpy arrays and come back as tensors).
 """
 from __future__ import annotations
 
