@@ -184,6 +184,10 @@ def test_errors_name_the_file(tmp_path, folder):
     (root / "bad_clean.csv").write_text("file,label\nimg0.png,c0\nimg2.png,zebra\n")
     with pytest.raises(LabelFileError, match=r"bad_clean\.csv, line 3: clean class 'zebra'"):
         load_dataset("image", "image-folder", path=str(root / "train"), clean=str(root / "bad_clean.csv"))
+    Image.fromarray(np.zeros((10, 14), dtype=np.uint8)).save(root / "train" / "c2" / "zz_odd.png")
+    with pytest.raises(ImageFileError, match=r"zz_odd\.png is 10x14 but .* is 12x12; set option image_size"):
+        load_dataset("image", "image-folder", path=str(root / "train"))
+    assert load_dataset("image", "image-folder", path=str(root / "train"), image_size=8).train_x.shape[-1] == 8
     with pytest.raises(DataUnavailableError, match="nowhere"):
         load_dataset("image", "image-folder", path=str(tmp_path / "nowhere"))
 
