@@ -56,6 +56,8 @@ class Report:
     figures: list[Path] = field(default_factory=list)
     files: list[Path] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    #: data sets with labels given as noisy: what was known and what was skipped
+    label_notes: list[str] = field(default_factory=list)
 
     @property
     def markdown(self) -> Path | None:
@@ -134,6 +136,7 @@ def build_report(experiment: str | Path, out_dir: str | Path | None = None,
     interp = list(interpretability) or _find_exports(exp.root, INTERPRETABILITY_GLOB, out)
     score_files = list(scores) or _find_exports(exp.root, SCORES_GLOB, out)
 
+    report.label_notes = tabs.clean_label_notes(exp)
     report.tables = [status_table(exp)]
     report.tables += tabs.all_tables(exp, split=split, dataset_stats=dataset_stats,
                                      with_dataset_table=dataset_table, ks=ks)
@@ -193,6 +196,8 @@ def _markdown(exp: Experiment, report: Report) -> str:
     parts = [f"# Report: {exp.root.name}", ""] + [f"- {l}" for l in _header_lines(exp)] + [""]
     if report.warnings:
         parts += ["## Warnings", ""] + [f"- {w}" for w in report.warnings] + [""]
+    if report.label_notes:
+        parts += ["## Labels given as noisy", ""] + [f"- {n}" for n in report.label_notes] + [""]
     parts += ["## Tables", "", "Cells: mean ± sample std over the seeds that finished; "
               "`(n/N seeds)` marks a cell with fewer seeds than planned, `missing` one with none.", "",
               MARKS, ""]
@@ -220,6 +225,8 @@ def _html(exp: Experiment, report: Report) -> str:
     body += [f"<li>{esc(l.replace('`', ''))}</li>" for l in _header_lines(exp)] + ["</ul>"]
     if report.warnings:
         body += ["<h2>Warnings</h2><ul>"] + [f"<li>{esc(w)}</li>" for w in report.warnings] + ["</ul>"]
+    if report.label_notes:
+        body += ["<h2>Labels given as noisy</h2><ul>"] + [f"<li>{esc(n)}</li>" for n in report.label_notes] + ["</ul>"]
     body += ["<h2>Tables</h2><p>Cells: mean ± sample std over the seeds that finished; "
              "(n/N seeds) marks a cell with fewer seeds than planned, missing one with none.</p>",
              f"<p>{esc(MARKS.replace('`', ''))}</p>"]

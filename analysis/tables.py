@@ -638,41 +638,102 @@ def performance_tables(exp: Experiment, split: str = "test_clean",
 
 
 # ---------------------------------------------------------------------------- Table 4
+def given_labels(exp: Experiment) -> dict[str, dict]:
+    """Image data sets of ``exp`` whose labels are given as noisy (``image-folder``,
+    ``image-csv``, ``noisy_labels``): their recorded statistics (``labels: given``)."""
+    return {d: st for d, st in recorded_stats(exp).items() if st.get("labels") == "given"}
+
+
+#: what a run on given labels computes only where clean labels are known
+NEEDS_CLEAN = (("clean_test", "clean test accuracy (test_clean/accuracy, the Table 4 layout)"),
+               ("clean_valid", "clean validation accuracy (valid_clean/accuracy) and the paper protocol"),
+               ("clean_train", "noise-detection AUC / precision and memorisation (train_noisy/memorised)"))
+
+
+def clean_label_notes(exp: Experiment) -> list[str]:
+    """One line per data set with given labels: how many clean labels are known and which
+    numbers were skipped because they need clean labels."""
+    notes = []
+    for dataset, st in given_labels(exp).items():
+        known = ", ".join(f"{part.split('_')[1]} {st.get(part, 0)}/{st.get('n_' + part.split('_')[1], '?')}"
+                          for part, _ in NEEDS_CLEAN)
+        skipped = [what for part, what in NEEDS_CLEAN if not st.get(part)]
+        line = (f"{dataset_name(dataset)}: labels as given (noisy; selection on the noisy validation "
+                f"split); clean labels known for {known}.")
+        if st.get("test_labels") == "given":
+            line += " test/accuracy is the accuracy on the test labels as given (noisy)."
+        line += (f" Skipped (they need clean labels): {'; '.join(skipped)}." if skipped
+                 else " Clean metrics are computed over the images with a known clean label.")
+        notes.append(line)
+    return notes
+
+
 def image_tables(exp: Experiment, split: str = "test_clean") -> list[Table]:
-    """Table 4 layout: rows = methods, columns = noise rates, a block per backbone."""
+    """Table 4 layout: rows = methods, columns = noise rates, a block per backbone. A data set
+    with given labels has a column per injected noise rate on top of them ("given labels" for
+    none), and a second table of the accuracy on its test labels as given (``test/accuracy``);
+    a table whose metric no run computed (no clean labels) is left out (see
+    :func:`clean_label_notes`)."""
     tables = []
-    metric = f"{split}/accuracy"
+    given = given_labels(exp)
     for dataset in exp.datasets("image"):
-        keys = list(GROUP_KEYS) + ["noise_rate"]
-        agg = aggregate(exp, [metric], keys=keys)
-        agg = agg[agg["dataset"] == dataset].copy()
-        rates = sorted(r for r in agg["noise_rate"].dropna().unique())
-        agg["column"] = agg["noise_rate"].map(lambda r: f"{r:.0%}" if pd.notna(r) else "noise ?")
-        # a family known only from a folder name has no noise rate: show it under every rate
-        # (with no finished run at all, it stays under "noise ?")
-        if rates:
-            placeholder = agg["noise_rate"].isna() & (agg["n"] == 0)
-            unknown, agg = agg[placeholder], agg[~placeholder]
-            known = set(zip(agg["backbone"], agg["method"]))
-            unknown = unknown[[(b, m) not in known for b, m in zip(unknown["backbone"], unknown["method"])]]
-            agg = pd.concat([agg] + [unknown.assign(noise_rate=r, column=f"{r:.0%}") for r in rates],
-                            ignore_index=True)
-        columns = [f"{r:.0%}" for r in rates] + (["noise ?"] if agg["noise_rate"].isna().any() else [])
-        data = agg.copy()
-        data["block"] = data["backbone"].map(backbone_name)
-        data["row"] = data["method"].map(method_name)
-        blocks = [backbone_name(b) for b in _sorted(data["backbone"].dropna().unique(), _BACKBONE_ORDER)]
-        rows = _sorted(data["row"].unique(), [method_name(m) for m in
-                                               ("normal", "mwnet", "itlm", "deca_p") + tuple(_ORDER)])
-        table = Table(name=f"table4_{dataset}",
-                      caption=f"{dataset_name(dataset)}: {split} accuracy by noise rate, mean ± std "
-                              "over seeds (Table 4 layout). Bold: best per column.",
-                      data=mark_significance(mark_best(data.reset_index(drop=True)).assign(star=False)),
-                      rows=rows, columns=columns, blocks=blocks or [""], percent=True, digits=3)
-        table.caption += " " + significance_caption(table.data)
-        table.notes += _missing_notes(table.data, lambda r: f"{r['block']} / {r['row']} / {r['column']}")
-        tables.append(table)
+        metrics = [f"{split}/accuracy"]
+        if dataset in given and split != "test":
+            metrics.append("test/accuracy")
+        for metric in metrics:
+            table = _image_table(exp, dataset, metric, dataset in given)
+            if table is not None:
+                tables.append(table)
     return tables
+
+
+def _image_table(exp: Experiment, dataset: str, metric: str, given: bool) -> Table | None:
+    keys = list(GROUP_KEYS) + ["noise_rate"]
+    agg = aggregate(exp, [metric], keys=keys)
+    agg = agg[agg["dataset"] == dataset].copy()
+    if given and not (agg["n"] > 0).any():
+        return None  # e.g. no clean labels: nothing to show (the report says why)
+
+    def label(r: float) -> str:
+        if pd.isna(r):
+            return "noise ?"
+        if given:
+            return "given labels" if r == 0 else f"given + {r:.0%}"
+        return f"{r:.0%}"
+
+    rates = sorted(r for r in agg["noise_rate"].dropna().unique())
+    agg["column"] = agg["noise_rate"].map(label)
+    # a family known only from a folder name has no noise rate: show it under every rate
+    # (with no finished run at all, it stays under "noise ?")
+    if rates:
+        placeholder = agg["noise_rate"].isna() & (agg["n"] == 0)
+        unknown, agg = agg[placeholder], agg[~placeholder]
+        known = set(zip(agg["backbone"], agg["method"]))
+        unknown = unknown[[(b, m) not in known for b, m in zip(unknown["backbone"], unknown["method"])]]
+        agg = pd.concat([agg] + [unknown.assign(noise_rate=r, column=label(r)) for r in rates],
+                        ignore_index=True)
+    columns = [label(r) for r in rates] + (["noise ?"] if agg["noise_rate"].isna().any() else [])
+    data = agg.copy()
+    data["block"] = data["backbone"].map(backbone_name)
+    data["row"] = data["method"].map(method_name)
+    blocks = [backbone_name(b) for b in _sorted(data["backbone"].dropna().unique(), _BACKBONE_ORDER)]
+    rows = _sorted(data["row"].unique(), [method_name(m) for m in
+                                           ("normal", "mwnet", "itlm", "deca_p") + tuple(_ORDER)])
+    split = metric.split("/")[0]
+    if given and split == "test":
+        name, what = f"table4_{dataset}_given_labels", "accuracy on the test labels as given (noisy)"
+    elif given:
+        name, what = f"table4_{dataset}", f"{split} accuracy (images with a known clean label)"
+    else:
+        name, what = f"table4_{dataset}", f"{split} accuracy by noise rate"
+    table = Table(name=name,
+                  caption=f"{dataset_name(dataset)}: {what}, mean ± std over seeds (Table 4 layout). "
+                          "Bold: best per column.",
+                  data=mark_significance(mark_best(data.reset_index(drop=True)).assign(star=False)),
+                  rows=rows, columns=columns, blocks=blocks or [""], percent=True, digits=3)
+    table.caption += " " + significance_caption(table.data)
+    table.notes += _missing_notes(table.data, lambda r: f"{r['block']} / {r['row']} / {r['column']}")
+    return table
 
 
 # ---------------------------------------------------------------------------- Table 5

@@ -8,7 +8,8 @@ trainer is rebuilt from its checkpoint (best epoch's weights) and:
   ``user, item, rating, noisy, probability`` where ``probability`` is the method's
   P(real positive) (Eq. 25 for DeCA, f for DeCA(p), the sigmoid of f otherwise) --
   ``exports/<unit>__seed<k>_interpretability.csv``;
-- images: the method's clean score of every training image with the injected-noise truth --
+- images: the method's clean score of every training image with the noise truth (empty where
+  labels are given and the clean label is unknown; no AUC without any) --
   ``exports/<unit>__seed<k>_clean_scores.csv``;
 - ``exports/noise_detection.csv``: one row per run with ROC-AUC and precision at the noise rate
   (measures from :mod:`deca_tune.metrics.noise_detection`).
@@ -55,8 +56,10 @@ def _rec_scores(trainer: Any) -> pd.DataFrame:
 def _image_scores(trainer: Any) -> pd.DataFrame:
     scores = trainer.train_clean_scores().double().numpy()
     split = trainer.split
+    noisy = pd.array(split.noisy_mask.numpy().astype(bool), dtype="boolean")
+    noisy[(split.train_y_true < 0).numpy()] = pd.NA  # labels given, clean label unknown: no truth
     return pd.DataFrame({"index": np.arange(len(scores)), "label": split.train_y_noisy.numpy(),
-                         "noisy": split.noisy_mask.numpy().astype(bool), "clean_score": scores})
+                         "noisy": noisy, "clean_score": scores})
 
 
 def export_scores(root: str | Path, data_root: str | None = None,

@@ -13,6 +13,7 @@ BENCHMARKS = {
     "gpu": "deca_tune.bench.gpu",
     "fidelity": "deca_tune.bench.fidelity",
     "scale": "deca_tune.bench.scale",
+    "image-files": "deca_tune.bench.image_files",
 }
 
 

@@ -28,11 +28,13 @@ def main(argv: list[str] | None = None) -> int:
                                      description="Inspect the data sets of both task families.")
     sub = parser.add_subparsers(dest="command", required=True)
     from deca_tune.data.custom_csv import CSV_OPTIONS_HELP
+    from deca_tune.data.image.folder import IMAGE_FILES_HELP
 
     describe = sub.add_parser("describe", help="print the statistics of a data set's split as JSON",
                               description=__doc__.split("\n\n")[1],
                               epilog="Options of the csv data set (your own ratings file):\n\n"
-                                     + CSV_OPTIONS_HELP,
+                                     + CSV_OPTIONS_HELP + "\nOptions of the image-folder and image-csv "
+                                     "data sets (your own images):\n\n" + IMAGE_FILES_HELP,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
     describe.add_argument("name", help="a recommendation or image data set (an unknown name lists them)")
     describe.add_argument("--data-root", default=None,

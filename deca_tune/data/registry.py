@@ -30,4 +30,5 @@ REC_DATASETS: Registry = Registry("recommendation data set", modules=(
 
 IMAGE_DATASETS: Registry = Registry("image data set", modules=(
     "deca_tune.data.image.raw",
+    "deca_tune.data.image.folder",
 ))

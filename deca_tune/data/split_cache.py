@@ -10,6 +10,11 @@ temporary file in the same folder and renamed into place (atomic: a reader sees 
 the new one, or none). An entry that cannot be read (truncated, corrupt, other format) is
 rebuilt and overwritten, not an error; so is a cache folder that cannot be written to, with a
 warning (the split is then returned uncached). Delete the folder to clear the cache.
+
+The same store keeps other dataclasses of arrays and JSON values (``kind``, ``subdir``): the
+decoded image files of ``image-folder`` / ``image-csv`` are
+:class:`deca_tune.data.image.raw.RawImages` entries under ``<cache dir>/images/`` (CPU torch
+tensors are stored as their numpy arrays and come back as tensors).
 """
 from __future__ import annotations
 
@@ -37,10 +42,12 @@ class _Uncacheable(TypeError):
     """A value in the split that this format cannot store without pickle."""
 
 
-def split_key(key_parts: dict) -> str:
-    """The SHA-256 (hex) naming the cache entry of ``key_parts``."""
-    doc = {"format": FORMAT_VERSION, "fields": [f.name for f in dataclasses.fields(RecSplit)],
+def split_key(key_parts: dict, kind: type = RecSplit) -> str:
+    """The SHA-256 (hex) naming the cache entry of ``key_parts`` (a ``kind`` dataclass)."""
+    doc = {"format": FORMAT_VERSION, "fields": [f.name for f in dataclasses.fields(kind)],
            "key": key_parts}
+    if kind is not RecSplit:  # keeps the keys of existing RecSplit entries
+        doc["kind"] = kind.__qualname__
     text = json.dumps(doc, sort_keys=True, default=str, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()
 
@@ -52,8 +59,21 @@ def cache_path(key_parts: dict, root: str | os.PathLike | None = None) -> Path:
 
 # ----------------------------------------------------------------------------- encoding
 
+def _is_tensor(value: Any) -> bool:
+    """A torch tensor (checked by name: this module does not import torch)."""
+    return type(value).__name__ == "Tensor" and type(value).__module__.startswith("torch")
+
+
 def _encode(value: Any, arrays: dict[str, np.ndarray], where: str) -> Any:
-    """``value`` as JSON, its arrays moved to ``arrays`` (``{"__array__": name, "dtype": ...}``)."""
+    """``value`` as JSON, its arrays moved to ``arrays`` (``{"__array__": name, "dtype": ...}``);
+    a CPU torch tensor is stored as its numpy array and comes back as a tensor."""
+    if _is_tensor(value):
+        if value.device.type != "cpu" or value.requires_grad:
+            raise _Uncacheable(f"{where}: a tensor that is not a plain CPU tensor")
+        arr = value.contiguous().numpy()
+        name = f"a{len(arrays)}"
+        arrays[name] = arr
+        return {"__array__": name, "dtype": arr.dtype.str, "shape": list(arr.shape), "kind": "tensor"}
     if isinstance(value, np.ndarray):
         if value.dtype.hasobject:
             if not all(isinstance(v, str) for v in value.ravel().tolist()):
@@ -92,6 +112,12 @@ def _decode(value: Any, arrays: Any) -> Any:
         return value
     if "__array__" in value:
         arr = arrays[value["__array__"]]
+        if value["kind"] == "tensor":
+            import torch
+
+            if list(arr.shape) != value["shape"] or arr.dtype.str != value["dtype"]:
+                raise ValueError("array shape or dtype does not match the record")
+            return torch.from_numpy(np.ascontiguousarray(arr))
         if value["kind"] == "object-str":
             out = np.empty(arr.shape, dtype=object)
             out[...] = arr.tolist() if arr.ndim else arr.item()
@@ -109,11 +135,12 @@ def _decode(value: Any, arrays: Any) -> Any:
     raise ValueError(f"unknown record {sorted(value)}")
 
 
-def write_entry(split: RecSplit, path: Path, key: str) -> None:
-    """Write ``split`` to ``path`` atomically (temporary file + rename in the same folder)."""
+def write_entry(split: Any, path: Path, key: str) -> None:
+    """Write ``split`` (a :class:`RecSplit` or another dataclass of arrays, tensors and JSON
+    values) to ``path`` atomically (temporary file + rename in the same folder)."""
     arrays: dict[str, np.ndarray] = {}
     fields = {f.name: _encode(getattr(split, f.name), arrays, f.name)
-              for f in dataclasses.fields(RecSplit)}
+              for f in dataclasses.fields(split)}
     doc = {"format": FORMAT_VERSION, "key": key, "fields": fields}
     try:
         text = json.dumps(doc)
@@ -131,21 +158,23 @@ def write_entry(split: RecSplit, path: Path, key: str) -> None:
         raise
 
 
-def read_entry(path: Path, key: str) -> RecSplit:
-    """Read an entry written by :func:`write_entry`; any problem raises (callers rebuild)."""
+def read_entry(path: Path, key: str, kind: type = RecSplit) -> Any:
+    """Read an entry written by :func:`write_entry` (a ``kind``); any problem raises (callers
+    rebuild)."""
     with np.load(path, allow_pickle=False) as npz:
         doc = json.loads(bytes(npz[_META]).decode())
         if doc.get("format") != FORMAT_VERSION or doc.get("key") != key:
             raise ValueError("the entry is of another format or key")
         arrays = {name: npz[name] for name in npz.files if name != _META}
     fields = {name: _decode(value, arrays) for name, value in doc["fields"].items()}
-    return RecSplit(**fields)
+    return kind(**fields)
 
 
 # ----------------------------------------------------------------------------- the cache
 
-def cached_split(key_parts: dict, build: Callable[[], RecSplit], *,
-                 root: str | os.PathLike | None = None, enabled: bool = True) -> RecSplit:
+def cached_split(key_parts: dict, build: Callable[[], Any], *,
+                 root: str | os.PathLike | None = None, enabled: bool = True,
+                 kind: type = RecSplit, subdir: str = SUBDIR) -> Any:
     """The split ``build()`` returns, from the on-disk cache when an entry for ``key_parts``
     exists (see the module docstring).
 
@@ -153,15 +182,17 @@ def cached_split(key_parts: dict, build: Callable[[], RecSplit], *,
     (:func:`deca_tune.data.download.sha256_of`), every loader option that changes the result and
     a version of the loader's own logic (bump it when the parsing changes). Values must be JSON
     (anything else is keyed by its ``str``). ``root``: the cache directory (default
-    :func:`deca_tune.paths.cache_dir`); ``enabled=False`` just calls ``build``.
+    :func:`deca_tune.paths.cache_dir`); ``enabled=False`` just calls ``build``. ``kind``: the
+    dataclass ``build`` returns (default :class:`RecSplit`; the decoded image files use
+    :class:`deca_tune.data.image.raw.RawImages`), stored under ``<root>/<subdir>/``.
     """
     if not enabled:
         return build()
-    key = split_key(key_parts)
-    path = cache_dir(root) / SUBDIR / f"{key}.npz"
+    key = split_key(key_parts, kind)
+    path = cache_dir(root) / subdir / f"{key}.npz"
     if path.exists():
         try:
-            return read_entry(path, key)
+            return read_entry(path, key, kind)
         except Exception as exc:  # noqa: BLE001 - a bad entry is rebuilt, whatever is wrong
             warnings.warn(f"split cache: {path} is unreadable ({type(exc).__name__}: {exc}); "
                           f"rebuilding it", RuntimeWarning, stacklevel=2)
@@ -169,7 +200,7 @@ def cached_split(key_parts: dict, build: Callable[[], RecSplit], *,
     try:
         write_entry(split, path, key)
     except _Uncacheable as exc:
-        warnings.warn(f"split cache: {split.name!r} not cached ({exc} cannot be stored "
+        warnings.warn(f"split cache: {getattr(split, 'name', kind.__name__)!r} not cached ({exc} cannot be stored "
                       f"without pickle)", RuntimeWarning, stacklevel=2)
     except OSError as exc:
         warnings.warn(f"split cache: cannot write {path} ({exc}); the split is not cached",

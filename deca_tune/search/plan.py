@@ -74,10 +74,12 @@ ABSOLUTE_OPTIONS = {"csv": "deca_tune.data.custom_csv:resolve_options"}
 def absolute_options(dataset: str, options: dict[str, Any], data_root: str) -> dict[str, Any]:
     """``options`` of ``dataset`` with relative file paths made absolute (trials run elsewhere)."""
     target = ABSOLUTE_OPTIONS.get(dataset)
-    if target is None:
-        return options
-    module, _, name = target.partition(":")
-    resolve = getattr(importlib.import_module(module), name, None)
+    if target is None:  # a loader may carry its own resolve_options(options, data_root)
+        task = task_of_dataset(dataset)
+        resolve = getattr(task.datasets.get(dataset), "resolve_options", None)
+    else:
+        module, _, name = target.partition(":")
+        resolve = getattr(importlib.import_module(module), name, None)
     if resolve is None:  # an older loader without it: the path is passed on as given
         return options
     try:
@@ -148,7 +150,8 @@ def build_units(cfg: ExperimentConfig, data_root: str,
                 dropped = tuple(sorted(set(cfg.set) - set(fixed)))
                 spec = task.make_spec(dataset=dataset, backbone=backbone, method=method,
                                       max_epochs=cfg.max_epochs, seed=cfg.search_seed,
-                                      data_root=data_root, protocol=cfg.protocol)
+                                      data_root=data_root, protocol=cfg.protocol,
+                                      dataset_options=dict(cfg.set.get("dataset_options") or {}))
                 spec = _merge(spec, fixed)
                 spec["dataset_options"] = absolute_options(dataset, spec.get("dataset_options") or {},
                                                            data_root)

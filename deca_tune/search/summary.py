@@ -254,7 +254,9 @@ def format_table(summary: pd.DataFrame, split: str = "test_clean") -> str:
     for metric in ("recall", "ndcg"):
         cols += [f"{split}/{metric}@{k}" for k in _ks(summary, split, metric)]
     cols += [c[:-5] for c in summary.columns if c.endswith("/accuracy/mean") and c.startswith("test")]
-    header = ["data set", "backbone", "method", "seeds"] + [c.split("/", 1)[1] for c in cols]
+    # a data set with given labels also has test/accuracy (its test labels as given): named in full
+    header = ["data set", "backbone", "method", "seeds"] + [
+        c.split("/", 1)[1] if c.startswith(f"{split}/") else c for c in cols]
     lines = []
     for _, row in summary.iterrows():
         cells = [row["dataset"], row["backbone"], row["method"], str(row["n_seeds"])]

@@ -112,8 +112,19 @@ class Task:
         if given != self.name:
             raise SpecError("task", f"is {given!r}, but this is the {self.name!r} family")
         spec = {"task": self.name, **COMMON_DEFAULTS, **self.defaults}
+        spec.update(self.dataset_defaults(overrides.get("dataset", spec.get("dataset")),
+                                          overrides.get("dataset_options") or {}))
         spec.update({k: v for k, v in overrides.items() if k != "task"})
         return spec
+
+    def dataset_defaults(self, dataset: Any, options: Mapping[str, Any]) -> dict[str, Any]:
+        """Spec defaults a data set changes (on top of the family's; the user's settings win):
+        its loader's ``spec_defaults(options) -> dict``, if it has one (e.g. no injected noise
+        for data sets whose labels are already noisy)."""
+        if not isinstance(dataset, str) or dataset not in self.datasets:
+            return {}
+        hook = getattr(self.datasets.get(dataset), "spec_defaults", None)
+        return dict(hook(dict(options) if isinstance(options, Mapping) else {})) if hook else {}
 
     def method_class(self, name: str) -> Any:
         return self.methods.get(name)

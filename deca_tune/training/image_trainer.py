@@ -35,6 +35,9 @@ class ImageTrainer(EpochTrainer):
 
     def setup(self) -> None:
         s = self.spec
+        if self.selection_metric.startswith("valid_clean/") and int(self.split.clean_known()["valid"]) == 0:
+            raise ValueError(f"{s['dataset']}: protocol 'paper' selects on clean validation labels and "
+                             "this data set has none; use the default protocol (noisy validation)")
         self.method: ImageMethod = self.task.method_class(s["method"])(s, self.split)
         augment = s["augment"]
         self.method.augment = self.split.augment if augment == "auto" else bool(augment)
@@ -156,16 +159,30 @@ class ImageTrainer(EpochTrainer):
         """Accuracy on the noisy validation labels, the clean validation labels, the clean test
         set, and on the first ``eval_train_rows`` training images: against their noisy labels
         (``train/accuracy``) and, among those whose label was changed, the share predicted as
-        the wrong label (``train_noisy/memorised``: memorisation; analysis only)."""
+        the wrong label (``train_noisy/memorised``: memorisation; analysis only).
+
+        With labels given as noisy (``split.labels == "given"``) a clean metric is computed over
+        the images whose clean label is known and left out when none is; ``test/accuracy`` is
+        the accuracy on the test labels as given when they are not known to be clean."""
         sp = self.split
         with torch.inference_mode():
             valid_pred = self._predict_labels(self._valid_x)
             test_pred = self._predict_labels(self._test_x)
-            out = {
-                "valid/accuracy": float((valid_pred == sp.valid_y).float().mean()),
-                "valid_clean/accuracy": float((valid_pred == sp.valid_y_clean).float().mean()),
-                "test_clean/accuracy": float((test_pred == sp.test_y).float().mean()),
-            }
+            if sp.labels == "given":
+                out = {"valid/accuracy": float((valid_pred == sp.valid_y).float().mean())}
+                for key, pred, clean in (("valid_clean/accuracy", valid_pred, sp.valid_y_clean),
+                                         ("test_clean/accuracy", test_pred, sp.test_y)):
+                    known = clean >= 0
+                    if bool(known.any()):
+                        out[key] = float((pred[known] == clean[known]).float().mean())
+                if sp.test_y_noisy is not None:
+                    out["test/accuracy"] = float((test_pred == sp.test_y_noisy).float().mean())
+            else:
+                out = {
+                    "valid/accuracy": float((valid_pred == sp.valid_y).float().mean()),
+                    "valid_clean/accuracy": float((valid_pred == sp.valid_y_clean).float().mean()),
+                    "test_clean/accuracy": float((test_pred == sp.test_y).float().mean()),
+                }
             if self._probe.stop > 0:
                 pred = self._predict_labels(self._train_x[self._probe])
                 noisy = sp.train_y_noisy[self._probe]

@@ -15,9 +15,19 @@ Where the files are looked for, in order (``root`` = ``--data-root`` > ``$DECA_T
    ``~/.cache/deca_tune``, under ``torchvision/<ClassName>/raw``) -- the data root is never
    written to;
 3. otherwise torchvision downloads into ``<root>`` and checks its md5 sums.
+
+Real human label noise: ``mnist``, ``fashion-mnist`` and ``cifar10`` take the option
+``noisy_labels=FILE`` (with ``noisy_labels_key`` for a file of several label sets): the file's
+``N`` labels replace the training labels and become the noisy labels as given, the published
+ones stay as the clean labels (``RawImages.labels_given``), and nothing is injected unless the
+spec sets ``noise_rate``. For CIFAR-10N: ``--option noisy_labels=CIFAR-10_human.pt --option
+noisy_labels_key=worse_label`` (or ``aggre_label``, ``random_label1``...); when the file has a
+``clean_label`` entry it must agree with CIFAR-10's labels (it proves the row order). Formats:
+:mod:`deca_tune.data.image.labels`.
 """
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import os
 import shutil
@@ -30,13 +40,24 @@ import torch
 import torch.nn.functional as F
 
 from deca_tune.data.download import DataUnavailableError, sha256_of
+from deca_tune.data.image.labels import LabelFileError, read_label_file
 from deca_tune.data.registry import IMAGE_DATASETS
 from deca_tune.paths import cache_dir as resolve_cache_dir
 
 
 @dataclass
 class RawImages:
-    """A data set as published: ``uint8`` images ``[N, C, H, W]`` and ``int64`` labels."""
+    """A data set as published: ``uint8`` images ``[N, C, H, W]`` and ``int64`` labels.
+
+    Two kinds of labels:
+
+    - ``labels_given=False`` (the published sets): ``train_y`` / ``test_y`` are the clean labels;
+      the split injects noise into the training labels (spec ``noise_rate``);
+    - ``labels_given=True`` (your own files: ``image-folder``, ``image-csv``; or a torchvision set
+      with ``noisy_labels``): ``train_y`` / ``test_y`` are the labels as given, i.e. noisy;
+      ``train_y_clean`` / ``test_y_clean`` hold clean labels where known (``-1``: unknown;
+      ``None``: none known). Noise is injected on top only when the spec asks for it.
+    """
 
     name: str
     train_x: torch.Tensor
@@ -48,6 +69,13 @@ class RawImages:
     augment: bool = False
     default_valid_size: int = 10_000
     source: dict[str, Any] = field(default_factory=dict)
+    #: True: train_y / test_y are labels as given (noisy), see the class docstring
+    labels_given: bool = False
+    train_y_clean: torch.Tensor | None = None
+    test_y_clean: torch.Tensor | None = None
+    #: the file of every image (files on disk only; traceability and ``describe``)
+    train_files: Any = None
+    test_files: Any = None
 
     def __post_init__(self) -> None:
         for key in ("train_x", "test_x"):
@@ -57,6 +85,10 @@ class RawImages:
         for xk, yk in (("train_x", "train_y"), ("test_x", "test_y")):
             if len(getattr(self, xk)) != len(getattr(self, yk)):
                 raise ValueError(f"{self.name}: {xk} and {yk} differ in length")
+        for yk, ck in (("train_y", "train_y_clean"), ("test_y", "test_y_clean")):
+            clean = getattr(self, ck)
+            if clean is not None and clean.shape != getattr(self, yk).shape:
+                raise ValueError(f"{self.name}: {ck} and {yk} differ in length")
 
 
 # ------------------------------------------------------------------------ file access
@@ -146,18 +178,67 @@ def _load_idx_dataset(cls_name: str, slug: str, root: Path, cache: Path, downloa
     )
 
 
+def _label_file(path: str | Path, root: Path) -> Path:
+    candidates = [Path(path).expanduser()]
+    if not candidates[0].is_absolute():
+        candidates.append(Path(root) / path)
+    for cand in candidates:
+        if cand.is_file():
+            return cand.resolve()
+    raise DataUnavailableError(f"noisy_labels: label file {str(path)!r} not found (looked at "
+                               f"{', '.join(str(c.absolute()) for c in candidates)})")
+
+
+def with_noisy_labels(raw: RawImages, root: Path, noisy_labels: str | None,
+                      noisy_labels_key: str | None = None) -> RawImages:
+    """``raw`` with its training labels replaced by those of the file ``noisy_labels`` (labels as
+    given; the published ones become the clean labels). ``None``: ``raw`` unchanged."""
+    if noisy_labels is None:
+        if noisy_labels_key is not None:
+            raise ValueError(f"{raw.name}: option noisy_labels_key needs option noisy_labels (the file)")
+        return raw
+    file = _label_file(noisy_labels, root)
+    labels, obj = read_label_file(file, len(raw.train_y), len(raw.classes), noisy_labels_key)
+    if isinstance(obj, dict) and "clean_label" in obj and noisy_labels_key != "clean_label":
+        theirs = torch.as_tensor(obj["clean_label"]).long().flatten()
+        if theirs.shape != raw.train_y.shape or not torch.equal(theirs, raw.train_y):
+            n_bad = int((theirs != raw.train_y).sum()) if theirs.shape == raw.train_y.shape else len(theirs)
+            raise LabelFileError(f"{file}: its clean_label entry disagrees with {raw.name}'s training "
+                                 f"labels ({n_bad} rows): the file is not in the data set's row order")
+    source = {**raw.source, "noisy_labels": str(file), "noisy_labels_key": noisy_labels_key,
+              "noisy_labels_sha256": sha256_of(file)}
+    return dataclasses.replace(raw, train_y=labels, train_y_clean=raw.train_y, test_y_clean=raw.test_y,
+                               labels_given=True, source=source)
+
+
+def _noisy_labels_defaults(options: dict) -> dict[str, Any]:
+    """Labels replaced by a file are noisy as given: inject nothing unless asked."""
+    return {"noise_rate": 0.0} if options.get("noisy_labels") else {}
+
+
+def _resolve_noisy_labels(options: dict, root: Path) -> dict:
+    """The option ``noisy_labels`` made absolute (for the search driver, before Ray starts)."""
+    if options.get("noisy_labels") is None:
+        return options
+    return {**options, "noisy_labels": str(_label_file(options["noisy_labels"], root))}
+
+
 @IMAGE_DATASETS.register("fashion-mnist")
 def load_fashion_mnist(root: Path, download: bool = True, verify: bool = True,
-                       cache_dir: str | None = None) -> RawImages:
+                       cache_dir: str | None = None, noisy_labels: str | None = None,
+                       noisy_labels_key: str | None = None) -> RawImages:
     """Fashion-MNIST (Xiao et al. 2017): 60k/10k grey 28x28, 10 classes."""
-    return _load_idx_dataset("FashionMNIST", "fashion-mnist", root, resolve_cache_dir(cache_dir), download)
+    raw = _load_idx_dataset("FashionMNIST", "fashion-mnist", root, resolve_cache_dir(cache_dir), download)
+    return with_noisy_labels(raw, root, noisy_labels, noisy_labels_key)
 
 
 @IMAGE_DATASETS.register("mnist")
 def load_mnist(root: Path, download: bool = True, verify: bool = True,
-               cache_dir: str | None = None) -> RawImages:
+               cache_dir: str | None = None, noisy_labels: str | None = None,
+               noisy_labels_key: str | None = None) -> RawImages:
     """MNIST: 60k/10k grey 28x28, 10 classes."""
-    return _load_idx_dataset("MNIST", "mnist", root, resolve_cache_dir(cache_dir), download)
+    raw = _load_idx_dataset("MNIST", "mnist", root, resolve_cache_dir(cache_dir), download)
+    return with_noisy_labels(raw, root, noisy_labels, noisy_labels_key)
 
 
 def _cifar10_class(verify: bool) -> type:
@@ -178,11 +259,13 @@ def _cifar10_class(verify: bool) -> type:
 
 @IMAGE_DATASETS.register("cifar10")
 def load_cifar10(root: Path, download: bool = True, verify: bool = True,
-                 cache_dir: str | None = None) -> RawImages:
+                 cache_dir: str | None = None, noisy_labels: str | None = None,
+                 noisy_labels_key: str | None = None) -> RawImages:
     """CIFAR-10: 50k/10k colour 32x32, 10 classes, torchvision's pickled python batches.
 
     Looks for ``cifar-10-batches-py`` in ``root`` and ``root/cifar10``; else downloads into
-    ``root``. ``verify=False`` skips the md5 check of the batch files.
+    ``root``. ``verify=False`` skips the md5 check of the batch files. ``noisy_labels``: CIFAR-10N
+    (see the module docstring).
     """
     from torchvision.datasets import CIFAR10
 
@@ -192,7 +275,7 @@ def load_cifar10(root: Path, download: bool = True, verify: bool = True,
     train, test = _torchvision_sets(
         cls, tv_root, get, f"cifar10: could not load or download {tv_root / CIFAR10.base_folder}",
         f"put torchvision's cifar-10-batches-py folder in {root} or pass --data-root")
-    return RawImages(
+    raw = RawImages(
         name="cifar10",
         train_x=torch.from_numpy(train.data).permute(0, 3, 1, 2).contiguous(),
         train_y=torch.as_tensor(train.targets, dtype=torch.int64),
@@ -202,6 +285,12 @@ def load_cifar10(root: Path, download: bool = True, verify: bool = True,
         augment=True,
         source={"layout": "torchvision", "root": str(tv_root), "verified": verify},
     )
+    return with_noisy_labels(raw, root, noisy_labels, noisy_labels_key)
+
+
+for _loader in (load_fashion_mnist, load_mnist, load_cifar10):
+    _loader.spec_defaults = _noisy_labels_defaults  # type: ignore[attr-defined]
+    _loader.resolve_options = _resolve_noisy_labels  # type: ignore[attr-defined]
 
 
 @IMAGE_DATASETS.register("synthetic-images")
