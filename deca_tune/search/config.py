@@ -19,7 +19,7 @@ from __future__ import annotations
 import argparse
 import re
 import shlex
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -403,8 +403,21 @@ def resume_config(cfg: ExperimentConfig) -> tuple[ExperimentConfig, dict[str, An
     if not path.exists():
         raise ResumeError(f"--resume: {path} does not exist (known experiments: "
                           f"{', '.join(sorted(p.parent.name for p in storage.glob('*/manifest.json'))) or 'none'})")
-    manifest = read_manifest(path)
+    try:
+        manifest = read_manifest(path)
+    except ValueError as exc:  # ManifestError: the file and what is wrong
+        raise ResumeError(f"--resume: {exc}") from None
     original = manifest["config"]
+    required = [f.name for f in fields(ExperimentConfig)
+                if f.default is MISSING and f.default_factory is MISSING]
+    missing = [k for k in required if k not in original]
+    if missing:
+        raise ResumeError(f"--resume: {path}: 'config' lacks {', '.join(map(repr, missing))} "
+                          "(damaged, or not written by python -m deca_tune.search)")
+    unknown = sorted(set(original) - {f.name for f in fields(ExperimentConfig)})
+    if unknown:
+        raise ResumeError(f"--resume: {path}: 'config' has unknown entries {', '.join(map(repr, unknown))} "
+                          "(written by another version of deca_tune?)")
     explicit = explicit_options(cfg.argv)
     if "option" in explicit:  # --option K=V is --set dataset_options.K=V
         explicit = (explicit - {"option"}) | {"set"}
