@@ -84,7 +84,7 @@ def test_every_search_trial_has_a_checkpoint_and_tensorboard_events(optuna_exper
     for row in trials.itertuples():
         trial_dir = exp / row.path
         (ckpt,) = sorted(trial_dir.glob("checkpoint_*"))  # num_to_keep=1: the latest epoch
-        state = torch.load(ckpt / "trainer.pt", weights_only=False)
+        state = torch.load(ckpt / "trainer.pt", weights_only=True)
         assert state["epoch"] == row.epochs
         acc = EventAccumulator(str(trial_dir))
         acc.Reload()
@@ -126,7 +126,7 @@ def test_best_configs_are_rerun_with_every_seed(optuna_experiment):
             # holds best_state, the weights of best_epoch that recommend uses
             ckpt = exp / runs.loc[run.Index, "checkpoint"]
             assert ckpt.name == f"checkpoint_{run.epochs - 1:06d}" and ckpt.parent == exp / run.path
-            state = torch.load(ckpt / "trainer.pt", weights_only=False)
+            state = torch.load(ckpt / "trainer.pt", weights_only=True)
             assert state["epoch"] == run.epochs and state["best"]["epoch"] == run.best_epoch
             assert state["best_state"] is not None
         row = summary[summary["method"] == method].iloc[0]

@@ -46,7 +46,8 @@ from ray import tune
 from torch.utils.tensorboard import SummaryWriter
 
 from deca_tune.tasks import SpecError
-from deca_tune.training.checkpoints import CHECKPOINT_FILE, save_checkpoint
+from deca_tune.training.checkpoints import (CHECKPOINT_FILE, UnsafeCheckpointError, read_checkpoint,
+                                            save_checkpoint)
 
 SCORE = "score"
 #: key of the last result of a trial that ended with a deterministic error ("Type: message")
@@ -99,8 +100,9 @@ def assigned_device(requested: str) -> str:
 
 
 def load_checkpoint(trainer: Any, checkpoint: tune.Checkpoint) -> None:
+    """Restore ``trainer`` from Tune's checkpoint (``read_checkpoint``: plain data only)."""
     with checkpoint.as_directory() as folder:
-        state = torch.load(Path(folder) / CHECKPOINT_FILE, map_location="cpu", weights_only=False)
+        state = read_checkpoint(Path(folder) / CHECKPOINT_FILE)
     trainer.load_state_dict(state)
 
 
@@ -131,7 +133,11 @@ def trainable(config: dict[str, Any], datasets: dict[tuple, Any] | None = None) 
         return
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
-        load_checkpoint(trainer, checkpoint)
+        try:
+            load_checkpoint(trainer, checkpoint)
+        except UnsafeCheckpointError as exc:  # would be refused again on every retry
+            report_failure(exc)
+            return
     setup_seconds = time.perf_counter() - started
 
     # purge_step drops events a crashed attempt wrote after its last checkpoint
