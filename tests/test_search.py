@@ -17,6 +17,7 @@ import pytest
 import torch
 
 from deca_tune.search import main
+from tests.test_trainables import read_hparams
 
 TINY = ["--datasets", "synthetic", "--backbones", "gmf",
         "--set", "dataset_options.n_users=100", "--set", "dataset_options.n_items=80",
@@ -98,6 +99,11 @@ def test_every_search_trial_has_a_checkpoint_and_tensorboard_events(optuna_exper
         if row.method == "deca":
             assert {"deca/h_mean", "deca/h_prime_mean", "deca/kl"} <= tags
         assert [e.step for e in acc.Scalars("valid/ndcg@20")] == list(range(1, row.epochs + 1))
+        # issue 20: the HParams view: the trial's configuration and its best score
+        values, metrics = read_hparams(trial_dir)
+        assert values["lr"] == pytest.approx(trials.loc[row.Index, "config/lr"])
+        assert values["method"] == row.method and metrics == ["hparams/score"]
+        assert acc.Scalars("hparams/score")[-1].value == pytest.approx(row.score)
 
 
 def test_best_configs_are_rerun_with_every_seed(optuna_experiment):
