@@ -608,3 +608,21 @@ def test_console_entry_point_dispatches_to_the_commands(tmp_path, capsys):
     assert "python -m deca_tune.report" in capsys.readouterr().out
     assert deca_tune_main(["serch"]) == 2
     assert "(did you mean 'search'?)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("task, method, key, value", [
+    ("rec", "deca_p", "alpha", -0.5), ("rec", "deca-dp", "C1", float("inf")), ("rec", "deca", "h_backbone", "mlp"),
+    ("rec", "tce", "num_gradual", 0), ("rec", "tce", "exponent", 0), ("rec", "wbpr", "wbpr_form", "x"),
+    ("image", "deca_p", "C1", -1), ("image", "deca_p", "T1", 1.5), ("image", "mwnet", "meta_lr", 0),
+    ("image", "itlm", "trim_ratio", 1.0),
+])
+def test_every_methods_hyperparameters_are_checked_by_validate_spec(task, method, key, value):
+    """What the driver runs before Ray (``Task.validate_spec`` ends with the method's
+    ``check_spec``); the method's constructor runs the same check."""
+    from deca_tune.tasks import SpecError, get_task
+
+    family = get_task(task)
+    spec = family.make_spec(method=method, **{key: value})
+    with pytest.raises(SpecError, match=f"spec key '{key}'"):
+        family.validate_spec(spec)
+    family.validate_spec(family.make_spec(method=method))  # the defaults pass
