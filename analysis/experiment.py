@@ -7,6 +7,8 @@ and :meth:`Experiment.expected_seeds`, so tables can mark them as missing.
 """
 from __future__ import annotations
 
+import csv
+import io
 import json
 import re
 from dataclasses import dataclass, field
@@ -30,14 +32,41 @@ class ExperimentError(ValueError):
     """A file of the experiment folder is missing or cannot be read; the message names it."""
 
 
-def _read_csv(path: Path) -> pd.DataFrame:
+def _read_csv(path: Path, warnings: list[str] | None = None) -> pd.DataFrame:
+    """The CSV at ``path`` (empty frame if missing). A last row cut short (the file ends mid-row:
+    a driver stopped while writing it, a copy that did not finish) is left out with a warning in
+    ``warnings``; any other row whose field count differs from the header's raises
+    :class:`ExperimentError` naming the file and the line."""
     if not path.exists():
         return pd.DataFrame()
     try:
-        return pd.read_csv(path)
+        text = path.read_text()
+    except UnicodeDecodeError as exc:
+        raise ExperimentError(f"{path}: cannot parse as CSV: {exc}") from exc
+    if not text.strip():
+        return pd.DataFrame()
+    records = list(csv.reader(io.StringIO(text)))
+    width, starts, line = len(records[0]), [], 1
+    for record in records:  # the line each record starts on (a quoted field may span lines)
+        starts.append(line)
+        line += 1 + sum(field.count("\n") for field in record)
+    short = [i for i, r in enumerate(records) if i and r and len(r) != width]
+    last = len(records) - 1
+    if short and short[-1] == last and len(records[last]) < width:
+        if warnings is not None:
+            warnings.append(f"{path}:{starts[last]}: the last row is cut short ({len(records[last])} of "
+                            f"{width} fields): left out; the report uses the {last - 1} rows before it")
+        text = "".join(f"{row}\n" for row in text.split("\n")[:starts[last] - 1])
+        short.pop()
+    if short:
+        i = short[0]
+        raise ExperimentError(f"{path}:{starts[i]}: {len(records[i])} fields where the header has "
+                              f"{width}: a damaged row")
+    try:
+        return pd.read_csv(io.StringIO(text))
     except pd.errors.EmptyDataError:
         return pd.DataFrame()
-    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+    except pd.errors.ParserError as exc:
         raise ExperimentError(f"{path}: cannot parse as CSV: {exc}") from exc
 
 
@@ -197,10 +226,10 @@ class Experiment:
         return runs[ok]
 
 
-def _merge_noise_detection(runs: pd.DataFrame, path: Path) -> pd.DataFrame:
+def _merge_noise_detection(runs: pd.DataFrame, path: Path, warnings: list[str]) -> pd.DataFrame:
     """Add the per-run noise-detection scores of ``exports/noise_detection.csv`` (written by
     :func:`analysis.exports.export_scores`) to the seed runs that lack them."""
-    scores = _normalise(_read_csv(path))
+    scores = _normalise(_read_csv(path, warnings))
     cols = [c for c in ("noise_auc", "noise_precision") if c in scores and c not in runs]
     keys = list(GROUP_KEYS) + ["seed"]
     if runs.empty or scores.empty or not cols or not all(k in scores for k in keys):
@@ -227,7 +256,7 @@ def load_experiment(root: str | Path) -> Experiment:
     summary = root / "summary"
     for attr, name in (("seed_runs", "seed_runs.csv"), ("curves", "curves.csv"),
                        ("summary", "summary.csv"), ("search_trials", "search_trials.csv")):
-        raw = _read_csv(summary / name)
+        raw = _read_csv(summary / name, exp.warnings)
         if name == "search_trials.csv":
             exp.search_params = [c[len("config/"):] for c in raw.columns
                                  if isinstance(c, str) and c.startswith("config/")]
@@ -235,7 +264,8 @@ def load_experiment(root: str | Path) -> Experiment:
         setattr(exp, attr, frame)
         if frame.empty:
             exp.warnings.append(f"{summary / name} is missing or empty (experiment unfinished?)")
-    exp.seed_runs = _merge_noise_detection(exp.seed_runs, root / "exports" / "noise_detection.csv")
+    exp.seed_runs = _merge_noise_detection(exp.seed_runs, root / "exports" / "noise_detection.csv",
+                                           exp.warnings)
     for name, frame in (("seed_runs.csv", exp.seed_runs), ("curves.csv", exp.curves)):
         missing = [k for k in GROUP_KEYS + ("seed",) if not frame.empty and k not in frame]
         if missing:

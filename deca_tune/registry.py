@@ -12,6 +12,7 @@ the spec's ``plugins`` list (``--plugins`` on the command line), so Ray workers 
 """
 from __future__ import annotations
 
+import difflib
 import importlib
 from typing import Callable, Generic, Iterable, Iterator, TypeVar
 
@@ -23,6 +24,12 @@ class UnknownNameError(KeyError):
 
     def __str__(self) -> str:  # KeyError quotes its message; show it plainly
         return str(self.args[0]) if self.args else ""
+
+
+def did_you_mean(name: str, choices: Iterable[str]) -> str:
+    """``" (did you mean 'deca'?)"`` for the closest of ``choices`` (difflib), else ``""``."""
+    close = difflib.get_close_matches(str(name), list(choices), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 class Registry(Generic[T]):
@@ -56,7 +63,8 @@ class Registry(Generic[T]):
             return self._items[name]
         except KeyError:
             raise UnknownNameError(
-                f"unknown {self.kind} {name!r}; choose one of: {', '.join(self.names())}"
+                f"unknown {self.kind} {name!r}{did_you_mean(name, self.names())}; "
+                f"choose one of: {', '.join(self.names())}"
             ) from None
 
     def names(self) -> list[str]:

@@ -85,7 +85,7 @@ def test_best_weights_are_those_of_the_best_epoch(trial) -> None:
     folder, trained = trial
     best = load_trainer(folder, weights="best")
     last = load_trainer(folder, weights="last")
-    state = torch.load(find_checkpoint(folder), weights_only=False)
+    state = torch.load(find_checkpoint(folder), weights_only=True)
     for name, tensor in best.method.state_dict().items():
         assert torch.equal(tensor, state["best_state"][name])
     for name, tensor in last.method.state_dict().items():

@@ -17,6 +17,7 @@ import pytest
 import torch
 
 from deca_tune.search import main
+from tests.test_trainables import read_hparams
 
 TINY = ["--datasets", "synthetic", "--backbones", "gmf",
         "--set", "dataset_options.n_users=100", "--set", "dataset_options.n_items=80",
@@ -84,7 +85,7 @@ def test_every_search_trial_has_a_checkpoint_and_tensorboard_events(optuna_exper
     for row in trials.itertuples():
         trial_dir = exp / row.path
         (ckpt,) = sorted(trial_dir.glob("checkpoint_*"))  # num_to_keep=1: the latest epoch
-        state = torch.load(ckpt / "trainer.pt", weights_only=False)
+        state = torch.load(ckpt / "trainer.pt", weights_only=True)
         assert state["epoch"] == row.epochs
         acc = EventAccumulator(str(trial_dir))
         acc.Reload()
@@ -99,6 +100,11 @@ def test_every_search_trial_has_a_checkpoint_and_tensorboard_events(optuna_exper
             assert {"deca/h_mean", "deca/h_prime_mean", "deca/kl", "deca/grad_kl_share",
                     "deca/grad_norm_kl", "deca/grad_norm_likelihood"} <= tags
         assert [e.step for e in acc.Scalars("valid/ndcg@20")] == list(range(1, row.epochs + 1))
+        # issue 20: the HParams view: the trial's configuration and its best score
+        values, metrics = read_hparams(trial_dir)
+        assert values["lr"] == pytest.approx(trials.loc[row.Index, "config/lr"])
+        assert values["method"] == row.method and metrics == ["hparams/score"]
+        assert acc.Scalars("hparams/score")[-1].value == pytest.approx(row.score)
 
 
 def test_best_configs_are_rerun_with_every_seed(optuna_experiment):
@@ -131,7 +137,7 @@ def test_best_configs_are_rerun_with_every_seed(optuna_experiment):
             # holds best_state, the weights of best_epoch that recommend uses
             ckpt = exp / runs.loc[run.Index, "checkpoint"]
             assert ckpt.name == f"checkpoint_{run.epochs - 1:06d}" and ckpt.parent == exp / run.path
-            state = torch.load(ckpt / "trainer.pt", weights_only=False)
+            state = torch.load(ckpt / "trainer.pt", weights_only=True)
             assert state["epoch"] == run.epochs and state["best"]["epoch"] == run.best_epoch
             assert state["best_state"] is not None
         row = summary[summary["method"] == method].iloc[0]

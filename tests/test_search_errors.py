@@ -357,3 +357,272 @@ def test_row_argument_errors_never_name_internal_helpers(flag, capsys):
     assert "expected" in message or "invalid choice" in message, message
     assert not re.search(r"invalid \S+ value", message), message  # argparse's "invalid <type name> value"
     assert "_int" not in out and "_float" not in out and "positive_" not in out
+
+
+# ============================================================================== issue 20
+# One test per row of issue 20's table (and its smaller items); every check that happens before
+# Ray is run with Ray forbidden (``no_ray``).
+@pytest.fixture()
+def no_ray(monkeypatch):
+    """Fail the test if the driver tries to start or join Ray."""
+    from deca_tune.search import run as search_run
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("Ray must not start for this input")
+
+    monkeypatch.setattr(search_run, "connect", refuse)
+
+
+@pytest.mark.parametrize("method, key, value, message", [
+    ("deca", "alpha", "2", "must be <= 1, got 2"),
+    ("deca", "C0", "-1", "must be >= 0, got -1"),
+    ("deca", "C0", "nan", "must be a finite number, got nan"),
+    ("tce", "drop_rate", "1.5", "must be < 1, got 1.5"),
+])
+@pytest.mark.parametrize("dry", [False, True])
+def test_row20_set_values_get_the_methods_check_before_ray(method, key, value, message, dry, tmp_path,
+                                                           capsys, no_ray):
+    """Rows 1-2: was Ray + every trial failing (exit 3), and "checked ... nothing was run" (exit 0)
+    in --dry-run. Now the method's own check runs in the driver: exit 2 naming the key."""
+    argv = [*TINY, "--methods", method, "--set", f"{key}={value}", "--storage-path", str(tmp_path)]
+    code, out = run([*argv, *(["--dry-run"] if dry else [])], capsys)
+    assert code == 2
+    assert f"synthetic__gmf__{method}: spec key '{key}': {message} (from --set {key}=" in out
+    assert "usage:" not in out, "a value that fails a check gets no usage block"
+    assert not any(tmp_path.iterdir())
+
+
+def test_row20_negative_seeds_exit_2_at_parse_time(tmp_path, capsys, no_ray):
+    """Row 3: --seeds -1 ran the whole search, then every seed run failed (exit 3)."""
+    for argv in (["--seeds", "-1"], ["--seeds", "0,-2"], ["--search-seed", "-1"]):
+        code, out = run([*TINY, *argv, "--storage-path", str(tmp_path)], capsys)
+        assert code == 2 and f"argument {argv[0]}:" in out and ">= 0" in out, out
+    with pytest.raises(SystemExit):
+        parse_args(["--seeds", "-1"])
+    assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("content, message", [
+    ('{"created": "2026-01-01", "config": {"datasets": ["synth', "is not valid JSON (line 1"),
+    ("{}", "no 'config' entry (the file is an empty JSON object)"),
+    ("", "is empty"),
+    ('{"config": {"datasets": ["synthetic"]}}', "'config' lacks 'backbones'"),
+    ('{"config": {}, "runs": {}}', "'runs' must be a JSON array, got dict"),
+])
+def test_row20_resume_with_a_damaged_manifest_names_the_file(content, message, tmp_path, capsys, no_ray):
+    """Rows 4-5: a truncated manifest.json was a JSONDecodeError traceback, `{}` a KeyError
+    traceback (exit 1)."""
+    (tmp_path / "exp").mkdir()
+    path = tmp_path / "exp" / "manifest.json"
+    path.write_text(content)
+    code, out = run(["--resume", "--name", "exp", "--storage-path", str(tmp_path)], capsys)
+    assert code == 2 and f"--resume: {path}" in out and message in out, out
+    assert "Traceback" not in out and "usage:" not in out
+    code, out = run(["--resume", "--storage-path", str(tmp_path)], capsys)  # the latest experiment
+    assert code == 2 and str(path) in out and message in out
+
+
+def test_row20_report_on_a_seed_runs_csv_cut_mid_row(faults, tmp_path, capsys):
+    """Row 6: pandas' "TypeError: Invalid value '' for dtype 'Int64'" (exit 1). Now the report is
+    made from the intact rows, with a warning naming the file and the line."""
+    import shutil
+
+    from deca_tune.report import main as report_main
+
+    _, _, exp, _ = faults
+    copy = tmp_path / "exp"
+    shutil.copytree(exp, copy, ignore=shutil.ignore_patterns("search", "seeds", "optuna"))
+    path = copy / "summary" / "seed_runs.csv"
+    header, row = path.read_text().splitlines(keepends=True)  # the experiment's one seed run
+    path.write_text(header + row + row[: len(row) // 2])  # a second row, cut mid-row
+    assert report_main([str(copy), "--no-dataset-table", "--formats", "md"]) == 0
+    err = capsys.readouterr().err
+    assert f"{path}:3: the last row is cut short" in err and "the report uses the 1 rows before it" in err
+    md = (copy / "report" / "report.md").read_text()
+    assert re.search(r"\| synthetic / gmf / normal \| \d+ \| \d+ \| 1/1 \| complete \|", md), md
+    # a damaged row that is not the last: an error naming the file and the line, exit 2
+    path.write_text(header + row[:10] + "\n" + row)
+    assert report_main([str(copy), "--no-dataset-table", "--formats", "md"]) == 2
+    err = capsys.readouterr().err
+    assert f"{path}:2: " in err and "a damaged row" in err and "Traceback" not in err
+
+
+def test_row20_data_describe_with_a_non_number_option_names_it(capsys):
+    """Row 8: "invalid literal for int() with base 10: 'abc'" (exit 1)."""
+    from deca_tune.data.__main__ import main as data_main
+
+    assert data_main(["describe", "synthetic", "--option", "n_users=abc"]) == 2
+    err = capsys.readouterr().err
+    assert "data set 'synthetic': option n_users must be an integer (default 500), got 'abc'" in err
+    assert data_main(["describe", "synthetic", "--option", "noise_rate=[1]"]) == 2
+    assert "option noise_rate must be a finite number" in capsys.readouterr().err
+
+
+def test_row20_search_names_a_non_number_option_before_ray(tmp_path, capsys, no_ray):
+    code, out = run([*TINY, "--option", "n_items=many", "--storage-path", str(tmp_path)], capsys)
+    assert code == 2 and "option n_items must be an integer" in out
+
+
+@pytest.mark.slow
+def test_row20_sigterm_is_handled_like_ctrl_c_and_resume_works(ray_session, tmp_path):
+    """Row 7: SIGTERM (timeout, systemd, SLURM) to a real driver was Ray's signal dump, outcome
+    `error`, exit 1. Now: the "interrupted ... continue with" lines, outcome `interrupted`, exit
+    143; then --resume finishes. The same experiment then shows a SIGKILLed run (left `running`
+    in the manifest) closed as `killed` on resume, with its time up to its last checkpoint."""
+    argv = [*TINY, *FAKE, "--methods", "normal", "--num-samples", "4", "--max-epochs", "3",
+            "--scheduler", "fifo", "--max-concurrent", "1", "--set", "sleep=1", "--seeds", "0",
+            "--storage-path", str(tmp_path), "--name", "term"]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    proc = subprocess.Popen([sys.executable, "-m", "deca_tune.search", *argv], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines = []
+    try:
+        for line in proc.stdout:  # wait for the first trial to start, then SIGTERM the driver
+            lines.append(line)
+            if " started: " in line:
+                proc.send_signal(signal.SIGTERM)
+                break
+        lines += proc.stdout.readlines()
+        code = proc.wait(timeout=120)
+    finally:
+        proc.kill()
+    out = "".join(lines)
+    assert code == 143, out
+    assert "interrupted by SIGTERM" in out and "continue with: python -m deca_tune.search --resume" in out
+    assert "Traceback" not in out
+    exp = tmp_path / "term"
+    manifest = json.loads((exp / "manifest.json").read_text())
+    assert [(r["outcome"], r["exit_code"]) for r in manifest["runs"]] == [("interrupted", 143)]
+    # a second driver run killed with SIGKILL: its entry stays "running"; its last checkpoint
+    # was written 7 s after it started
+    import time as _time
+    from datetime import datetime
+
+    started = _time.time() + 5
+    manifest["runs"].append({"run": 2, "started": datetime.fromtimestamp(started).astimezone().isoformat(),
+                             "finished": None, "command": "killed", "wall_seconds": None,
+                             "outcome": "running", "exit_code": None})
+    (exp / "manifest.json").write_text(json.dumps(manifest))
+    newest = max((f for f in (exp / "search").rglob("*") if f.is_file()), key=lambda f: f.stat().st_mtime)
+    os.utime(newest, (started + 7, started + 7))
+    code, out = run(["--resume", "--name", "term", "--storage-path", str(tmp_path)])
+    assert code == 0, out
+    assert "run 2 (started" in out and "closed as 'killed' with 7.0 s" in out
+    manifest = json.loads((exp / "manifest.json").read_text())
+    runs = manifest["runs"]
+    assert [(r["outcome"], r["exit_code"]) for r in runs] == [("interrupted", 143), ("killed", None),
+                                                              ("finished", 0)]
+    assert runs[1]["wall_seconds"] == pytest.approx(7, abs=1.0)
+    assert manifest["wall_seconds"] == pytest.approx(sum(r["wall_seconds"] for r in runs))
+    trials = pd.read_csv(exp / "summary/search_trials.csv")
+    assert len(trials) == 4 and set(trials["status"]) == {"completed"}
+
+
+# ------------------------------------------------------------------ issue 20: the smaller items
+def test_csv_path_that_is_a_directory_says_so(tmp_path, capsys):
+    from deca_tune.data.__main__ import main as data_main
+
+    assert data_main(["describe", "csv", "--option", f"path={tmp_path}"]) == 1
+    assert f"{tmp_path} is a directory, not a ratings file" in capsys.readouterr().err
+    code, out = run(["--datasets", "csv", "--option", f"path={tmp_path}", "--dry-run",
+                     "--storage-path", str(tmp_path / "r")], capsys)
+    assert code == 2 and "is a directory" in out
+
+
+def test_a_start_failing_on_resources_leaves_no_experiment_folder(ray_session, tmp_path, capsys):
+    """--cpus-per-trial 4 on a 2-CPU cluster left a folder with only search.log."""
+    code, out = run([*TINY, *FAKE, "--methods", "normal", "--cpus-per-trial", "4",
+                     "--storage-path", str(tmp_path), "--name", "big"], capsys)
+    assert code == 2 and "--cpus-per-trial 4: no node of the cluster has that" in out
+    assert not (tmp_path / "big").exists()
+
+
+def test_close_killed_runs_counts_time_up_to_the_last_checkpoint(tmp_path):
+    from datetime import datetime
+
+    from deca_tune.search.manifest import close_killed_runs
+
+    started = 1_700_000_000.0
+    ckpt = tmp_path / "search" / "u" / "t1" / "checkpoint_000002" / "trainer.pt"
+    ckpt.parent.mkdir(parents=True)
+    ckpt.write_bytes(b"x")
+    os.utime(ckpt, (started + 42, started + 42))
+    iso = datetime.fromtimestamp(started).astimezone().isoformat()
+    manifest = {"runs": [{"run": 1, "started": iso, "wall_seconds": 10.0, "outcome": "interrupted"},
+                         {"run": 2, "started": iso, "wall_seconds": None, "outcome": "running"}]}
+    closed = close_killed_runs(manifest, tmp_path)
+    assert [r["run"] for r in closed] == [2]
+    assert manifest["runs"][1]["outcome"] == "killed" and manifest["runs"][1]["wall_seconds"] == 42
+    assert manifest["wall_seconds"] == 52
+    assert close_killed_runs(manifest, tmp_path) == []
+
+
+def test_a_method_typo_suggests_the_closest_choice(tmp_path, capsys, no_ray):
+    code, out = run(["--methods", "decca", "--dry-run", "--storage-path", str(tmp_path)], capsys)
+    assert code == 2 and "unknown method 'decca'" in out and "(did you mean 'deca'?)" in out
+    assert "choose one of: deca, " in out and "usage:" not in out
+    code, out = run(["--datasets", "fashion-mnst", "--dry-run"], capsys)
+    assert code == 2 and "(did you mean 'fashion-mnist'?)" in out
+
+
+def test_defaults_follow_the_data_sets_family(tmp_path, capsys, no_ray):
+    """`--datasets fashion-mnist` stopped with "unknown backbone 'gmf' for image data sets"
+    after 22 lines of usage."""
+    code, out = run(["--datasets", "fashion-mnist", "--dry-run", "--storage-path", str(tmp_path)], capsys)
+    assert code == 0, out
+    units = re.findall(r"^\[\d+\] (\S+) ", out, flags=re.M)
+    assert units == [f"fashion-mnist__resnet32__{m}" for m in ("normal", "itlm", "mwnet", "deca_p")]
+    code, out = run(["--datasets", "fashion-mnist", "ml-100k", "--methods", "normal", "--dry-run",
+                     "--storage-path", str(tmp_path)], capsys)
+    assert code == 0
+    assert re.findall(r"^\[\d+\] (\S+) ", out, flags=re.M) == ["fashion-mnist__resnet32__normal",
+                                                               "ml-100k__gmf__normal"]
+    cfg = parse_args(["--datasets", "fashion-mnist", "--backbones", "convnet"])
+    assert [u.key for u in build_plan(cfg).units][0] == "fashion-mnist__convnet__normal"
+
+
+def test_usage_block_only_for_syntax_errors(tmp_path, capsys):
+    code, out = run(["--no-such-option", "--dry-run"], capsys)
+    assert code == 2 and "usage:" in out
+    code, out = run(["--num-samples", "--dry-run"], capsys)  # a missing value: syntax
+    assert code == 2 and "usage:" in out
+    for argv in (["--methods", "dekka"], ["--num-samples", "0"], ["--reduction-factor", "1"],
+                 ["--seeds", "1", "1"]):
+        code, out = run([*argv, "--dry-run", "--storage-path", str(tmp_path)], capsys)
+        assert code == 2 and "python -m deca_tune.search: error:" in out and "usage:" not in out, argv
+
+
+def test_console_entry_point_dispatches_to_the_commands(tmp_path, capsys):
+    import tomllib
+
+    from deca_tune.entry import COMMANDS, main as deca_tune_main
+
+    project = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
+    assert project["project"]["scripts"]["deca-tune"] == "deca_tune.entry:main"
+    assert set(COMMANDS) == {"search", "report", "recommend", "data", "bench", "motivation"}
+    assert deca_tune_main(["search", "--dry-run", "--storage-path", str(tmp_path)]) == 0
+    assert "dry run: nothing was run" in capsys.readouterr().out
+    assert deca_tune_main(["data", "describe", "synthetic", "--option", "n_users=abc"]) == 2
+    assert "option n_users" in capsys.readouterr().err
+    assert deca_tune_main(["report", "--help"]) == 0
+    assert "python -m deca_tune.report" in capsys.readouterr().out
+    assert deca_tune_main(["serch"]) == 2
+    assert "(did you mean 'search'?)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("task, method, key, value", [
+    ("rec", "deca_p", "alpha", -0.5), ("rec", "deca-dp", "C1", float("inf")), ("rec", "deca", "h_backbone", "mlp"),
+    ("rec", "tce", "num_gradual", 0), ("rec", "tce", "exponent", 0), ("rec", "wbpr", "wbpr_form", "x"),
+    ("image", "deca_p", "C1", -1), ("image", "deca_p", "T1", 1.5), ("image", "mwnet", "meta_lr", 0),
+    ("image", "itlm", "trim_ratio", 1.0),
+])
+def test_every_methods_hyperparameters_are_checked_by_validate_spec(task, method, key, value):
+    """What the driver runs before Ray (``Task.validate_spec`` ends with the method's
+    ``check_spec``); the method's constructor runs the same check."""
+    from deca_tune.tasks import SpecError, get_task
+
+    family = get_task(task)
+    spec = family.make_spec(method=method, **{key: value})
+    with pytest.raises(SpecError, match=f"spec key '{key}'"):
+        family.validate_spec(spec)
+    family.validate_spec(family.make_spec(method=method))  # the defaults pass

@@ -153,3 +153,38 @@ def test_preloaded_data_sets_are_never_parsed_again(monkeypatch):
     loading.preload(handed)
     assert loading.load_dataset("rec", "synthetic", **options) is split
     loading.clear_cache()
+
+
+# ------------------------------------------------------------------------ issue 20: HParams
+def read_hparams(folder) -> tuple[dict, list[str]]:
+    """(the HParams session's values, the experiment's metric tags) of a TensorBoard run folder."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    acc = EventAccumulator(str(folder))
+    acc.Reload()
+    content = acc.PluginTagToContent("hparams")
+    start = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"])
+    experiment = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/experiment"])
+    values = {}
+    for key, value in start.session_start_info.hparams.items():
+        kind = value.WhichOneof("kind")
+        values[key] = getattr(value, kind)
+    return values, [m.name.tag for m in experiment.experiment.metric_infos]
+
+
+def test_hparams_of_a_spec_are_written_and_read_back(tmp_path):
+    from torch.utils.tensorboard import SummaryWriter
+
+    from trainables.trial import HPARAM_METRIC, write_hparams
+
+    spec = {"method": "deca", "lr": 0.003, "C0": 10, "restore_best": True, "pretrain_cache": None,
+            "dataset_options": {"n_users": 50}, "ks": [5, 20]}
+    writer = SummaryWriter(log_dir=str(tmp_path))
+    write_hparams(writer, spec)
+    writer.add_scalar(HPARAM_METRIC, 0.25, 1)
+    writer.close()
+    values, metrics = read_hparams(tmp_path)
+    assert values == {"method": "deca", "lr": 0.003, "C0": 10.0, "restore_best": True,
+                      "pretrain_cache": "None", "dataset_options.n_users": 50.0, "ks": "[5, 20]"}
+    assert metrics == [HPARAM_METRIC]

@@ -8,6 +8,10 @@ family comes from the spec; ``deca_tune.data.load_split`` caches the split per p
 ``tune.get_context().get_trial_dir()`` and ``tune.report`` them with a checkpoint of
 ``trainer.state_dict()``.
 
+TensorBoard's HParams view: each trial's directory also holds its configuration (the spec,
+nested entries as dotted keys) as an HParams session, and the scalar ``hparams/score`` (the
+best selection-metric value so far, ``score``) per epoch, the metric that view compares.
+
 Reported keys: every numeric metric of the trainer (``epoch``, ``loss``, ``loss/*``,
 ``valid/*``, ``valid_clean/*``, ``test/*``, ``test_clean/*``, ``epoch_seconds``, ``deca/*``),
 plus ``score`` (best value so far of the trainer's ``selection_metric``: what Optuna, ASHA and
@@ -46,9 +50,12 @@ from ray import tune
 from torch.utils.tensorboard import SummaryWriter
 
 from deca_tune.tasks import SpecError
-from deca_tune.training.checkpoints import CHECKPOINT_FILE, save_checkpoint
+from deca_tune.training.checkpoints import (CHECKPOINT_FILE, UnsafeCheckpointError, read_checkpoint,
+                                            save_checkpoint)
 
 SCORE = "score"
+#: the scalar the HParams view shows for each trial: the best selection-metric value so far
+HPARAM_METRIC = "hparams/score"
 #: key of the last result of a trial that ended with a deterministic error ("Type: message")
 TRIAL_ERROR = "trial_error"
 DEFAULT_FACTORY = "deca_tune.training:build_trainer"
@@ -99,9 +106,39 @@ def assigned_device(requested: str) -> str:
 
 
 def load_checkpoint(trainer: Any, checkpoint: tune.Checkpoint) -> None:
+    """Restore ``trainer`` from Tune's checkpoint (``read_checkpoint``: plain data only)."""
     with checkpoint.as_directory() as folder:
-        state = torch.load(Path(folder) / CHECKPOINT_FILE, map_location="cpu", weights_only=False)
+        state = read_checkpoint(Path(folder) / CHECKPOINT_FILE)
     trainer.load_state_dict(state)
+
+
+def hparams_of(spec: dict[str, Any]) -> dict[str, bool | int | float | str]:
+    """The spec as HParams values: nested mappings as dotted keys, lists and None as text."""
+    flat: dict[str, bool | int | float | str] = {}
+
+    def walk(prefix: str, value: Any) -> None:
+        if isinstance(value, dict):
+            for key, item in value.items():
+                walk(f"{prefix}{key}.", item)
+        elif isinstance(value, (bool, int, float, str)):
+            flat[prefix[:-1]] = value
+        else:
+            flat[prefix[:-1]] = str(value)
+
+    for key, value in spec.items():
+        walk(f"{key}.", value)
+    return flat
+
+
+def write_hparams(writer: SummaryWriter, spec: dict[str, Any]) -> None:
+    """Record ``spec`` as the HParams session of the writer's run (its trial directory), with
+    :data:`HPARAM_METRIC` as its metric (written per epoch as a scalar)."""
+    from torch.utils.tensorboard.summary import hparams
+
+    experiment, start, end = hparams(hparams_of(spec), {HPARAM_METRIC: math.nan})
+    file_writer = writer._get_file_writer()
+    for summary in (experiment, start, end):
+        file_writer.add_summary(summary)
 
 
 def _numeric(metrics: dict[str, Any]) -> dict[str, float]:
@@ -131,12 +168,17 @@ def trainable(config: dict[str, Any], datasets: dict[tuple, Any] | None = None) 
         return
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
-        load_checkpoint(trainer, checkpoint)
+        try:
+            load_checkpoint(trainer, checkpoint)
+        except UnsafeCheckpointError as exc:  # would be refused again on every retry
+            report_failure(exc)
+            return
     setup_seconds = time.perf_counter() - started
 
     # purge_step drops events a crashed attempt wrote after its last checkpoint
     writer = SummaryWriter(log_dir=tune.get_context().get_trial_dir(),
                            purge_step=trainer.epoch + 1 if checkpoint is not None else None)
+    write_hparams(writer, spec)
     try:
         while not trainer.finished:
             try:
@@ -152,8 +194,9 @@ def trainable(config: dict[str, Any], datasets: dict[tuple, Any] | None = None) 
             for key, value in metrics.items():
                 if key != "epoch":
                     writer.add_scalar(key, value, epoch)
-            writer.flush()  # the artifact sync at report time copies complete files
             best = trainer.best
+            writer.add_scalar(HPARAM_METRIC, float(best[trainer.selection_metric]), epoch)
+            writer.flush()  # the artifact sync at report time copies complete files
             metrics.update({
                 SCORE: float(best[trainer.selection_metric]),
                 "best_epoch": int(best.get("epoch", epoch)),

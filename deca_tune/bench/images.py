@@ -32,7 +32,6 @@ import hashlib
 import json
 import math
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -41,6 +40,7 @@ from typing import Any, Sequence
 import pandas as pd
 import torch
 
+from deca_tune.bench.child import run_child
 from deca_tune.options import key_value, nested
 from deca_tune.training.image_trainer import ImageTrainer
 
@@ -418,7 +418,7 @@ def run_tuned(args: argparse.Namespace, out: Path, base: dict[str, Any]) -> int:
     print("tuned column:", " ".join(cmd), flush=True)
     (out / "tuned_command.txt").write_text(" ".join(cmd) + "\n")
     env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
-    return subprocess.call(cmd, env=env)
+    return run_child(cmd, env=env)  # stops (with its Ray) when this benchmark is stopped
 
 
 def read_tuned(out: Path) -> pd.DataFrame | None:

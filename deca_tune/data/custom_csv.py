@@ -129,6 +129,10 @@ def _resolve(path: str | Path, root: Path) -> Path:
     for cand in candidates:
         if cand.is_file():
             return cand.resolve()
+    folders = [c for c in candidates if c.is_dir()]
+    if folders:
+        raise DataUnavailableError(f"csv: option path={str(path)!r}: {folders[0].absolute()} is a directory, "
+                                   "not a ratings file (give the CSV file inside it)")
     raise DataUnavailableError(f"csv: ratings file {str(path)!r} not found (looked at "
                                f"{', '.join(str(c.absolute()) for c in candidates)})")
 

@@ -5,6 +5,7 @@ files once. Treat what they return as read-only.
 from __future__ import annotations
 
 import inspect
+import math
 from typing import Any, Mapping
 
 from deca_tune.paths import data_root as resolve_data_root
@@ -18,6 +19,23 @@ class UnknownOptionError(TypeError):
     """An option the data set's loader does not take; the message lists the ones it takes."""
 
 
+class OptionValueError(UnknownOptionError):
+    """A loader option whose value is not of its kind (``n_users=abc``); the message names it."""
+
+
+def _check_value(name: str, option: str, value: Any, default: Any) -> None:
+    """A number option (its default an int or a float) must get a number of that kind."""
+    if isinstance(default, bool) or not isinstance(default, (int, float)):
+        return  # strings, flags, tuples: the loader parses them (its own messages)
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if isinstance(default, int) and not (number and float(value).is_integer()):
+        raise OptionValueError(f"data set {name!r}: option {option} must be an integer (default "
+                               f"{default}), got {value!r}")
+    if isinstance(default, float) and not (number and math.isfinite(float(value))):
+        raise OptionValueError(f"data set {name!r}: option {option} must be a finite number (default "
+                               f"{default:g}), got {value!r}")
+
+
 def loader_options(loader: Any) -> list[str] | None:
     """The options a loader takes (``None``: it takes any keyword)."""
     params = inspect.signature(loader).parameters
@@ -27,14 +45,20 @@ def loader_options(loader: Any) -> list[str] | None:
 
 
 def check_options(task: str, name: str, options: Mapping[str, Any]) -> None:
-    """Raise :class:`UnknownOptionError` for an option the loader of ``name`` does not take."""
+    """Raise :class:`UnknownOptionError` for an option the loader of ``name`` does not take, and
+    :class:`OptionValueError` for a value that is not a number where the loader's default is."""
     from deca_tune.tasks import get_task
 
-    known = loader_options(get_task(task).datasets.get(name))
+    loader = get_task(task).datasets.get(name)
+    known = loader_options(loader)
     unknown = sorted(set(options) - set(known)) if known is not None else []
     if unknown:
         raise UnknownOptionError(f"data set {name!r} has no option(s) {', '.join(unknown)}; "
                                  f"its options: {', '.join(k for k in known if k != 'verify') or '(none)'}")
+    params = inspect.signature(loader).parameters
+    for option, value in options.items():
+        if option in params:
+            _check_value(name, option, value, params[option].default)
 
 
 def load_dataset(task: str, name: str, data_root: str | None = None, download: bool = True,

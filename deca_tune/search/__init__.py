@@ -8,6 +8,7 @@
 - ``lock.py``: the experiment lock (one driver per experiment);
 - ``console.py``: the console (trial events, progress, ETA) and ``search.log``;
 - ``summary.py``: the CSV tables of an experiment folder; ``manifest.py``: its ``manifest.json``;
+- ``signals.py``: SIGTERM handled like Ctrl-C (exit status 143 instead of 130);
 - ``cli.py``: the driver that runs them in that order (``main``) and its exit status.
 """
 from __future__ import annotations

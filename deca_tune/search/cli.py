@@ -20,7 +20,8 @@ the culprit.
 Exit status (:data:`EXIT_CODES`): 0 when every unit has all its seed runs finished; 3 when the
 experiment ran but some unit has missing seed runs (no search trial finished, or seed runs
 failed; one line per unit says which); 2 for bad input (options, specs, paths, data, a held
-lock) before Ray started; 130 when interrupted (Ctrl-C), resumable with ``--resume``.
+lock) before Ray started; 130 when interrupted (Ctrl-C) and 143 when stopped by SIGTERM
+(``timeout``, systemd, SLURM; handled like Ctrl-C, ``signals``), both resumable with ``--resume``.
 
 The experiment folder layout is in ``docs/architecture.md``. Run with ``--help`` for options and
 ``--dry-run`` to see the plan. ``--resume`` continues an interrupted experiment: finished trials
@@ -28,6 +29,7 @@ and seed runs are kept, unfinished trials continue from their last checkpoint.
 """
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from collections import Counter
@@ -40,15 +42,17 @@ from deca_tune.registry import UnknownNameError
 from deca_tune.search.checks import CheckError, check_paths, check_units, load_data
 from deca_tune.search.config import ResumeError, build_parser, command_line, parse_args, resume_config
 from deca_tune.search.plan import Plan, PlanError, build_plan, describe, grid_trial_count
+from deca_tune.search.signals import EXIT_SIGINT, EXIT_SIGTERM, STOP
 from deca_tune.tasks import SpecError
 from search_spaces.loader import SearchSpaceError
 
-EXIT_OK, EXIT_INPUT, EXIT_INCOMPLETE, EXIT_INTERRUPTED = 0, 2, 3, 130
+EXIT_OK, EXIT_INPUT, EXIT_INCOMPLETE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 2, 3, EXIT_SIGINT, EXIT_SIGTERM
 EXIT_CODES = {
     EXIT_OK: "every unit has all its seed runs finished",
     EXIT_INPUT: "bad input before Ray started (options, specs, paths, data sets, a held lock)",
     EXIT_INCOMPLETE: "the experiment ran, but some unit has missing seed runs (see the unit lines)",
     EXIT_INTERRUPTED: "interrupted (Ctrl-C): continue with --resume",
+    EXIT_TERMINATED: "stopped by SIGTERM (handled like Ctrl-C): continue with --resume",
 }
 #: errors of what the user typed or planned: exit status 2 before Ray starts
 INPUT_ERRORS = (UnknownNameError, SearchSpaceError, ResumeError, PlanError, SpecError, CheckError,
@@ -102,6 +106,7 @@ def run_experiment(plan: Plan, manifest: dict[str, Any] | None, data: dict[str, 
     cfg = plan.cfg
     log.say(f"starting Ray{' at ' + cfg.address if cfg.address else ''} (its output: {log.path})")
     started_ray = connect(cfg.address)
+    STOP.install()  # ray.init replaced the SIGTERM handler (with sys.exit)
     log.reroute()  # ray.init may have added console handlers
     started = time.perf_counter()
     run_entry: dict[str, Any] | None = None
@@ -113,7 +118,10 @@ def run_experiment(plan: Plan, manifest: dict[str, Any] | None, data: dict[str, 
         if manifest is None:
             manifest = mf.build_manifest(plan, data)
         else:
-            manifest["resumes"].append({"at": mf.now(), "command": command_line(cfg.argv)})
+            manifest.setdefault("resumes", []).append({"at": mf.now(), "command": command_line(cfg.argv)})
+            for killed in mf.close_killed_runs(manifest, plan.experiment_dir):
+                log.say(f"run {killed.get('run')} (started {killed.get('started')}) was killed: closed as "
+                        f"'killed' with {killed['wall_seconds']:.1f} s, up to its last checkpoint")
         run_entry = mf.start_run(manifest, cfg.argv)
         run_no = run_entry["run"]
         manifest["resources"] = {"cpus_per_trial": res.cpus, "gpus_per_trial": res.gpus,
@@ -195,7 +203,7 @@ def run_experiment(plan: Plan, manifest: dict[str, Any] | None, data: dict[str, 
         from deca_tune.search.run import ExperimentInterrupted
 
         if isinstance(exc, (ExperimentInterrupted, KeyboardInterrupt)):
-            outcome, code = "interrupted", EXIT_INTERRUPTED
+            outcome, code = "interrupted", STOP.exit_status()
         raise
     finally:
         if run_entry is not None and run_entry["outcome"] == "running":
@@ -240,7 +248,7 @@ def main(argv: Sequence[str] | None = None, callbacks: Sequence[Any] = ()) -> in
         check_paths(plan)
         check_units(plan)
     except INPUT_ERRORS as exc:
-        parser.error(str(exc))
+        parser.fail(str(exc))  # a value that fails a check: no usage block
     if cfg.dry_run:
         print(describe(plan))
         if cfg.search == "grid":
@@ -254,20 +262,21 @@ def main(argv: Sequence[str] | None = None, callbacks: Sequence[Any] = ()) -> in
     if not cfg.resume and manifest_path.exists():
         return _fail(f"experiment {plan.experiment_dir} exists; add --resume to continue it or "
                      "choose another --name")
-    try:
-        data = load_data(plan)
-    except CheckError as exc:
-        return _fail(str(exc))
-    except KeyboardInterrupt:
-        return EXIT_INTERRUPTED
-    return _locked_run(plan, manifest, data, callbacks)
+    with STOP:  # SIGTERM = Ctrl-C from here on
+        try:
+            data = load_data(plan)
+        except CheckError as exc:
+            return _fail(str(exc))
+        except KeyboardInterrupt:
+            return STOP.exit_status()
+        return _locked_run(plan, manifest, data, callbacks)
 
 
 def _locked_run(plan: Plan, manifest: dict[str, Any] | None, data: dict[str, Any],
                 callbacks: Sequence[Any]) -> int:
     from deca_tune.search.console import LOG_FILE, RunLog, capture
     from deca_tune.search.lock import ExperimentLock, LockError
-    from deca_tune.search.manifest import read_manifest
+    from deca_tune.search.manifest import ManifestError, read_manifest
 
     cfg = plan.cfg
     lock = ExperimentLock(plan.experiment_dir, command_line(cfg.argv))
@@ -277,10 +286,14 @@ def _locked_run(plan: Plan, manifest: dict[str, Any] | None, data: dict[str, Any
         return _fail(str(exc))
     log = RunLog(plan.experiment_dir / LOG_FILE, cfg.verbose)
     errors = sys.stderr
+    discard = False
     try:
         manifest_path = plan.experiment_dir / "manifest.json"
         if cfg.resume:
-            manifest = read_manifest(manifest_path)  # as the last driver left it
+            try:
+                manifest = read_manifest(manifest_path)  # as the last driver left it
+            except ManifestError as exc:
+                return _fail(f"--resume: {exc}")
         elif manifest_path.exists():  # created while this driver loaded its data
             return _fail(f"experiment {plan.experiment_dir} exists; add --resume to continue it")
         log.open()
@@ -294,16 +307,23 @@ def _locked_run(plan: Plan, manifest: dict[str, Any] | None, data: dict[str, Any
                 return run_experiment(plan, manifest, data, callbacks, log)
         except ResourceError as exc:
             log.say(f"python -m deca_tune.search: error: {exc}", stream=errors)
+            discard = not manifest_path.exists()  # a new experiment that never started
             return EXIT_INPUT
         except (ExperimentInterrupted, KeyboardInterrupt) as exc:
             what = f": {exc}" if str(exc) else ""
-            log.say(f"\ninterrupted{what}\ncontinue with: python -m deca_tune.search --resume "
+            by = " by SIGTERM" if STOP.received == "SIGTERM" else ""
+            log.say(f"\ninterrupted{by}{what}\ncontinue with: python -m deca_tune.search --resume "
                     f"--name {plan.experiment_dir.name} --storage-path {plan.experiment_dir.parent}",
                     stream=errors)
-            return EXIT_INTERRUPTED
+            return STOP.exit_status()
     finally:
         log.close()
         lock.release()
+        if discard:  # leave no half-made experiment behind: remove what this start wrote
+            for name in (LOG_FILE, ".lock", ".lock.guard"):
+                (plan.experiment_dir / name).unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                plan.experiment_dir.rmdir()  # only if nothing else is in it
 
 
 if __name__ == "__main__":

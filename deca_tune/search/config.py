@@ -17,8 +17,9 @@ deca_tune.data describe --option``); in the file, ``option:`` is a mapping.
 from __future__ import annotations
 
 import argparse
+import re
 import shlex
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -31,8 +32,8 @@ from search_spaces.loader import SearchSpaceError, Where, key_lines
 #: the default experiment: small enough for <= 10 minutes on 2 CPU cores (docs/benchmarks-search.md)
 DEFAULTS: dict[str, Any] = {
     "datasets": ["ml-100k"],
-    "backbones": ["gmf"],
-    "methods": ["normal", "deca", "deca_p"],
+    "backbones": None,  # None: each data set family's (Task.default_backbones: rec gmf, image resnet32)
+    "methods": None,  # None: each family's (rec normal deca deca_p; image normal itlm mwnet deca_p)
     "search": "optuna",
     "scheduler": "auto",
     "num_samples": 8,
@@ -76,12 +77,17 @@ def number(text: str) -> float:
 
 
 def integers(text: str) -> list[int]:
-    """``"0,1,2"`` -> ``[0, 1, 2]`` (one token of a list option; ``nargs`` collects the tokens)."""
+    """``"0,1,2"`` -> ``[0, 1, 2]`` (one token of a list option; ``nargs`` collects the tokens):
+    seeds, so non-negative (numpy's generators refuse negative seeds)."""
     try:
-        return [int(v) for v in split_list([text])]
+        values = [int(v) for v in split_list([text])]
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"expected integers (separated by spaces or commas), got {text!r}") from None
+    negative = [v for v in values if v < 0]
+    if negative:
+        raise argparse.ArgumentTypeError(f"seeds must be >= 0, got {negative[0]}")
+    return values
 
 
 # argparse names the type in "invalid <name> value" messages: user words, never helper names
@@ -96,9 +102,25 @@ class _Parser(argparse.ArgumentParser):
         self.raise_errors = raise_errors
 
     def error(self, message: str):  # type: ignore[override]
+        """Exit with status 2; the usage block only for a syntax error (an unknown option, a
+        missing argument), never for a value that fails a check."""
         if self.raise_errors:
             raise ArgumentError(message)
-        super().error(message)
+        if SYNTAX_ERROR.search(message):
+            super().error(message)
+        self.fail(message)
+
+    def fail(self, message: str):
+        """A value failed a check: ``prog: error: message``, exit status 2, no usage block."""
+        if self.raise_errors:
+            raise ArgumentError(message)
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+#: argparse's messages for command-line syntax errors (the only ones shown with the usage block)
+SYNTAX_ERROR = re.compile(r"unrecognized arguments|expected (one|at most one|at least one|\d+) "
+                          r"argument|the following arguments are required|not allowed with argument|"
+                          r"ambiguous option|ignored explicit argument")
 
 
 def build_parser(raise_errors: bool = False) -> argparse.ArgumentParser:
@@ -114,9 +136,11 @@ def build_parser(raise_errors: bool = False) -> argparse.ArgumentParser:
     g.add_argument("--datasets", nargs="+", default=d["datasets"], metavar="NAME",
                    help="data sets (NAME NAME or NAME,NAME)")
     g.add_argument("--backbones", nargs="+", default=d["backbones"], metavar="NAME",
-                   help="backbones (NAME NAME or NAME,NAME)")
+                   help="backbones (NAME NAME or NAME,NAME); default: each data set family's "
+                        "(recommendation: gmf; image: resnet32)")
     g.add_argument("--methods", nargs="+", default=d["methods"], metavar="NAME",
-                   help="denoising methods (NAME NAME or NAME,NAME)")
+                   help="denoising methods (NAME NAME or NAME,NAME); default: each data set family's "
+                        "(recommendation: normal deca deca_p; image: normal itlm mwnet deca_p)")
     g.add_argument("--protocol", choices=["default", "paper"], default=d["protocol"],
                    help="default: select on the noisy validation split; paper: the authors' clean "
                         "validation split and test masking")
@@ -149,7 +173,7 @@ def build_parser(raise_errors: bool = False) -> argparse.ArgumentParser:
                    help="ASHA: epochs before a trial can be stopped")
     g.add_argument("--reduction-factor", type=number, default=d["reduction_factor"],
                    help="ASHA: keep 1/reduction_factor of the trials at each rung")
-    g.add_argument("--search-seed", type=integer, default=d["search_seed"],
+    g.add_argument("--search-seed", type=nonnegative_int, default=d["search_seed"],
                    help="seed of the Optuna sampler and of every search trial")
     g.add_argument("--seeds", nargs="+", type=integers, default=d["seeds"], metavar="SEED",
                    help="seeds of the reruns of each best configuration (0 1 2 or 0,1,2)")
@@ -188,8 +212,8 @@ class ExperimentConfig:
     """The resolved options of one experiment (command line + ``--config`` file)."""
 
     datasets: list[str]
-    backbones: list[str]
-    methods: list[str]
+    backbones: list[str] | None  # None: each data set family's defaults
+    methods: list[str] | None
     search: str
     scheduler: str
     num_samples: int
@@ -293,6 +317,8 @@ def _flatten(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """List options as flat lists: ``["normal,deca", "tce"]`` -> ``["normal", "deca", "tce"]``."""
     for dest in LIST_OPTIONS:
         values = getattr(args, dest)
+        if values is None:  # not given: the data sets' family defaults (plan.build_units)
+            continue
         if dest == "seeds":
             flat = [v for item in values for v in (item if isinstance(item, list) else [item])]
         else:
@@ -312,7 +338,7 @@ def parse_args(argv: Sequence[str] | None) -> ExperimentConfig:
         try:
             file_defaults, fixed = _load_file(first.config, parser)
         except (ArgumentError, SearchSpaceError) as exc:
-            parser.error(str(exc))
+            parser.fail(str(exc))
         parser.set_defaults(**file_defaults)
     args = parser.parse_args(argv)
     _flatten(parser, args)
@@ -322,15 +348,15 @@ def parse_args(argv: Sequence[str] | None) -> ExperimentConfig:
         for key, value in args.option:
             set_nested(fixed, f"dataset_options.{key}", value)
     except OptionError as exc:
-        parser.error(str(exc))
+        parser.fail(str(exc))
     if args.reduction_factor <= 1:
-        parser.error(f"argument --reduction-factor: must be > 1, got {args.reduction_factor}")
+        parser.fail(f"argument --reduction-factor: must be > 1, got {args.reduction_factor}")
     if len(set(args.seeds)) != len(args.seeds):
-        parser.error(f"argument --seeds: repeated seeds in {args.seeds}")
+        parser.fail(f"argument --seeds: repeated seeds in {args.seeds}")
     values = {k: v for k, v in vars(args).items() if k not in ("set", "option")}
     cfg = ExperimentConfig(**values, set=fixed, argv=argv)
     if cfg.use_asha and cfg.grace_period > cfg.max_epochs:
-        parser.error(f"argument --grace-period: {cfg.grace_period} exceeds --max-epochs {cfg.max_epochs}")
+        parser.fail(f"argument --grace-period: {cfg.grace_period} exceeds --max-epochs {cfg.max_epochs}")
     return cfg
 
 
@@ -377,8 +403,21 @@ def resume_config(cfg: ExperimentConfig) -> tuple[ExperimentConfig, dict[str, An
     if not path.exists():
         raise ResumeError(f"--resume: {path} does not exist (known experiments: "
                           f"{', '.join(sorted(p.parent.name for p in storage.glob('*/manifest.json'))) or 'none'})")
-    manifest = read_manifest(path)
+    try:
+        manifest = read_manifest(path)
+    except ValueError as exc:  # ManifestError: the file and what is wrong
+        raise ResumeError(f"--resume: {exc}") from None
     original = manifest["config"]
+    required = [f.name for f in fields(ExperimentConfig)
+                if f.default is MISSING and f.default_factory is MISSING]
+    missing = [k for k in required if k not in original]
+    if missing:
+        raise ResumeError(f"--resume: {path}: 'config' lacks {', '.join(map(repr, missing))} "
+                          "(damaged, or not written by python -m deca_tune.search)")
+    unknown = sorted(set(original) - {f.name for f in fields(ExperimentConfig)})
+    if unknown:
+        raise ResumeError(f"--resume: {path}: 'config' has unknown entries {', '.join(map(repr, unknown))} "
+                          "(written by another version of deca_tune?)")
     explicit = explicit_options(cfg.argv)
     if "option" in explicit:  # --option K=V is --set dataset_options.K=V
         explicit = (explicit - {"option"}) | {"set"}

@@ -6,7 +6,7 @@ Keys: ``created``, ``command`` (as typed), ``argv``, ``cwd``, ``host``, ``python
 data set: statistics and the source files' SHA-256 from ``RecSplit.meta`` / the image source),
 ``units`` (key, task, trials, searched space, ``dropped`` ``--set`` keys), ``selection``,
 ``resources``, ``runs`` (one entry per run of the driver: ``run``, ``started``, ``finished``,
-``command``, ``wall_seconds``, ``outcome`` = finished / interrupted / error, ``exit_code``),
+``command``, ``wall_seconds``, ``outcome`` = finished / interrupted / error / killed (closed by the next ``--resume``), ``exit_code``),
 ``wall_seconds`` (summed over the runs), ``timing`` (per unit: ``search_seconds`` and
 ``seed_seconds`` summed over the runs, their per-run values in ``runs``, and the trial counts of
 the last run), ``resumes`` (one entry per ``--resume``), ``finished`` (when the last run that
@@ -103,8 +103,8 @@ def build_manifest(plan: Plan, data: dict[str, Any] | None = None) -> dict[str, 
         "git": git_state(),
         "config": cfg.to_dict(),
         "datasets": cfg.datasets,
-        "backbones": cfg.backbones,
-        "methods": cfg.methods,
+        "backbones": plan.backbones,  # as run: the family defaults when the options were not given
+        "methods": plan.methods,
         "seeds": cfg.seeds,
         "data": data,
         "units": [{"key": u.key, "task": u.task, "dataset": u.dataset, "backbone": u.backbone,
@@ -162,5 +162,61 @@ def write_manifest(path: Path, manifest: dict[str, Any]) -> None:
     tmp.replace(path)
 
 
+class ManifestError(ValueError):
+    """``manifest.json`` cannot be read back: the message names the file and what is wrong."""
+
+
+#: entries of a manifest and their JSON types; ``config`` is required (``--resume`` reads it),
+#: the others are created when missing (manifests of older versions)
+ENTRY_TYPES = {"config": dict, "runs": list, "timing": dict, "resumes": list}
+
+
 def read_manifest(path: Path) -> dict[str, Any]:
-    return json.loads(path.read_text())
+    """The manifest at ``path``; :class:`ManifestError` for a damaged or foreign file."""
+    try:
+        text = Path(path).read_text()
+    except OSError as exc:
+        raise ManifestError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    try:
+        manifest = json.loads(text)
+    except json.JSONDecodeError as exc:
+        what = "is empty" if not text.strip() else (
+            f"is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}; truncated?)")
+        raise ManifestError(f"{path} {what}") from None
+    if not isinstance(manifest, dict):
+        raise ManifestError(f"{path}: expected a JSON object, got {type(manifest).__name__}")
+    if "config" not in manifest:
+        raise ManifestError(f"{path}: not an experiment manifest of deca_tune.search: no 'config' entry"
+                            + (" (the file is an empty JSON object)" if not manifest else ""))
+    for key, kind in ENTRY_TYPES.items():
+        if key in manifest and not isinstance(manifest[key], kind):
+            raise ManifestError(f"{path}: {key!r} must be a JSON {'object' if kind is dict else 'array'}, "
+                                f"got {type(manifest[key]).__name__}")
+    return manifest
+
+
+def close_killed_runs(manifest: dict[str, Any], experiment_dir: Path) -> list[dict[str, Any]]:
+    """Close the runs a killed driver (SIGKILL, a lost node) left ``running``: outcome
+    ``killed``, ``finished`` and ``wall_seconds`` up to the newest file its trials wrote
+    (checkpoints, results) under ``search/`` and ``seeds/``. Call it with the lock held (no
+    other driver runs the experiment); returns the runs closed."""
+    closed = []
+    newest = max((f.stat().st_mtime for sub in ("search", "seeds") if (experiment_dir / sub).is_dir()
+                  for f in (experiment_dir / sub).rglob("*") if f.is_file()), default=None)
+    for entry in manifest.get("runs", []):
+        if entry.get("outcome") != "running":
+            continue
+        try:
+            started = datetime.fromisoformat(str(entry.get("started"))).timestamp()
+        except ValueError:
+            started = None
+        last = newest if newest is not None and started is not None and newest >= started else started
+        entry.update({"outcome": "killed", "exit_code": None,
+                      "finished": (datetime.fromtimestamp(last).astimezone().isoformat(timespec="seconds")
+                                   if last is not None else None),
+                      "wall_seconds": max(0.0, last - started) if last is not None else 0.0,
+                      "note": "the driver was killed; time up to its trials' last checkpoint"})
+        closed.append(entry)
+    if closed:
+        manifest["wall_seconds"] = sum(float(r.get("wall_seconds") or 0.0) for r in manifest["runs"])
+    return closed

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from deca_tune.paths import data_root as resolve_data_root
-from deca_tune.registry import UnknownNameError, import_plugins
+from deca_tune.registry import UnknownNameError, did_you_mean, import_plugins
 from deca_tune.search.config import ExperimentConfig, latest_experiment
 from deca_tune.tasks import Task, get_task, task_of_dataset
 from search_spaces.loader import SearchSpace, SpaceCatalog, load_catalog
@@ -60,6 +60,15 @@ class Plan:
     @property
     def total_trials(self) -> int:
         return sum(u.n_trials(self.cfg) for u in self.units)
+
+    @property
+    def backbones(self) -> list[str]:
+        """Every backbone of the plan, given or a family default (first use first)."""
+        return list(dict.fromkeys(u.backbone for u in self.units))
+
+    @property
+    def methods(self) -> list[str]:
+        return list(dict.fromkeys(u.method for u in self.units))
 
 
 class PlanError(ValueError):
@@ -127,18 +136,27 @@ def build_units(cfg: ExperimentConfig, data_root: str,
     tasks = {d: task_of_dataset(d) for d in cfg.datasets}
     used = sorted({t.name: t for t in tasks.values()}.values(), key=lambda t: t.name)
     for kind, names in (("backbones", cfg.backbones), ("methods", cfg.methods)):
-        for name in names:
+        for name in names or ():
             if not any(name in getattr(t, kind) for t in used):
+                choices = _choices(kind, used)
                 raise UnknownNameError(f"unknown {kind[:-1]} {name!r} for {'/'.join(t.name for t in used)} "
-                                       f"data sets; choose one of: {_choices(kind, used)}")
-    pairs = [(tasks[d], m) for d in cfg.datasets for m in cfg.methods if m in tasks[d].methods]
+                                       f"data sets{did_you_mean(name, choices.split(', '))}; choose one of: "
+                                       f"{choices}")
+
+    def chosen(kind: str, task: Task) -> list[str]:
+        """The given names this family has, or (option not given) the family's defaults."""
+        given = getattr(cfg, kind)
+        if given is None:
+            return list(getattr(task, f"default_{kind}"))
+        return [n for n in given if n in getattr(task, kind)]
+
+    pairs = [(tasks[d], m) for d in cfg.datasets for m in chosen("methods", tasks[d])]
     _check_fixed(cfg, pairs)
     keep_all = "trainer_factory" in cfg.set
     units = []
     for dataset in cfg.datasets:
         task = tasks[dataset]
-        backbones = [b for b in cfg.backbones if b in task.backbones]
-        methods = [m for m in cfg.methods if m in task.methods]
+        backbones, methods = chosen("backbones", task), chosen("methods", task)
         if not backbones or not methods:
             kind = "backbones" if not backbones else "methods"
             raise UnknownNameError(f"no {kind[:-1]} given for {task.name} data set {dataset!r}; choose "

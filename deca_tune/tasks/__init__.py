@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from deca_tune.registry import Registry, UnknownNameError
+from deca_tune.registry import Registry, UnknownNameError, did_you_mean
 from deca_tune.tasks.base import COMMON_DEFAULTS, SpecError, Task
 
 TASKS: Registry[Task] = Registry("task family", modules=("deca_tune.tasks.rec", "deca_tune.tasks.image"))
@@ -28,7 +28,8 @@ def task_of_dataset(dataset: str) -> Task:
         if dataset in task.datasets:
             return task
     choices = sorted(n for t in TASKS.names() for n in TASKS.get(t).datasets.names())
-    raise UnknownNameError(f"unknown data set {dataset!r}; choose one of: {', '.join(choices)}")
+    raise UnknownNameError(f"unknown data set {dataset!r}{did_you_mean(dataset, choices)}; choose one of: "
+                           f"{', '.join(choices)}")
 
 
 def make_spec(task: str | Task, **overrides: Any) -> dict[str, Any]:

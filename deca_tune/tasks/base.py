@@ -104,6 +104,10 @@ class Task:
     metric: str
     #: family-specific spec checks (``check(spec)`` raising :class:`SpecError`)
     checks: tuple[Callable[[Mapping[str, Any]], None], ...] = field(default=())
+    #: what ``python -m deca_tune.search`` runs on this family's data sets when ``--backbones``
+    #: / ``--methods`` are not given
+    default_backbones: tuple[str, ...] = ()
+    default_methods: tuple[str, ...] = ()
 
     # ------------------------------------------------------------------ specs
     def make_spec(self, **overrides: Any) -> dict[str, Any]:
@@ -156,7 +160,7 @@ class Task:
         if unknown:
             raise SpecError(unknown[0], f"not a setting of {self.name} method {spec['method']!r}; "
                                         f"its settings: {', '.join(sorted(known - SPECIAL_KEYS))}")
-        check_range(spec, "seed", integer=True)
+        check_range(spec, "seed", 0, integer=True)
         check_range(spec, "max_epochs", 1, integer=True)
         check_range(spec, "lr", 0, low_open=True)
         check_range(spec, "batch_size", 1, integer=True)

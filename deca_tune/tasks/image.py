@@ -59,4 +59,6 @@ IMAGE = TASKS.register("image")(Task(
     backbone_builder="deca_tune.models.image:build_backbone",
     metric="accuracy",
     checks=(check,),
+    # the paper's image setting (section 5.1): ResNet-32 with the methods of its Table 4
+    default_backbones=("resnet32",), default_methods=("normal", "itlm", "mwnet", "deca_p"),
 ))

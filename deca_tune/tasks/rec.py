@@ -73,4 +73,5 @@ REC = TASKS.register("rec")(Task(
     backbone_builder="deca_tune.models.rec:build_backbone",
     metric=f"ndcg@{SELECTION_K}",
     checks=(check,),
+    default_backbones=("gmf",), default_methods=("normal", "deca", "deca_p"),
 ))

@@ -1,12 +1,20 @@
 """Trainer checkpoints on disk: one file, ``trainer.pt``, holding ``trainer.state_dict()``
 (``spec``, ``method``, ``optimizer``, ``best_state``, RNG states, ...).
 
+Experiment folders are shared (a cluster's storage, a paper's artefacts), and a pickle runs
+whatever it holds when it is opened. So a checkpoint holds only tensors, numbers, strings,
+``None``, lists, tuples and dicts (RNG states included: torch's are tensors, numpy's are dicts of
+ints and strings); :func:`save_checkpoint` refuses anything else, and every reader goes through
+:func:`read_checkpoint`, i.e. ``torch.load(..., weights_only=True)``, which refuses a file that
+would need more (:class:`UnsafeCheckpointError`) without running any of it.
+
 The trainable (``trainables/trial.py``) saves one every epoch as
 ``<trial>/checkpoint_<n>/trainer.pt``; :func:`load_trainer` rebuilds a trainer from one (the
 spec saved inside it) for recommendations, score exports and analysis, without Ray.
 """
 from __future__ import annotations
 
+import pickle
 import re
 from pathlib import Path
 from typing import Any
@@ -35,16 +43,60 @@ def find_checkpoint(path: str | Path) -> Path:
                             "inside (give a trial folder, a checkpoint folder or the file)")
 
 
+class UnsafeCheckpointError(ValueError):
+    """A checkpoint that holds more than tensors and plain data: refused, never unpickled."""
+
+
+#: what a checkpoint may hold (containers are checked element by element)
+PLAIN = (torch.Tensor, str, bytes, int, float, bool, type(None), torch.dtype, torch.device, torch.Size)
+
+
+def check_plain(value: Any, where: str = "state") -> None:
+    """Raise :class:`TypeError` naming the entry of ``value`` that is not plain data."""
+    if isinstance(value, PLAIN):
+        return
+    if isinstance(value, dict):  # OrderedDict (module state_dicts) included
+        for key, item in value.items():
+            if not isinstance(key, (str, int, float, bool, type(None))):
+                raise TypeError(f"{where}: key {key!r} is a {type(key).__name__}")
+            check_plain(item, f"{where}[{key!r}]")
+        return
+    if isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            check_plain(item, f"{where}[{i}]")
+        return
+    raise TypeError(f"{where} is a {type(value).__module__}.{type(value).__name__}; a checkpoint "
+                    "holds only tensors, numbers, strings, lists and dicts")
+
+
 def save_checkpoint(trainer: Any, folder: str | Path) -> Path:
-    """Write ``trainer.state_dict()`` to ``folder/trainer.pt``."""
+    """Write ``trainer.state_dict()`` to ``folder/trainer.pt`` (plain data only, see above)."""
     path = Path(folder) / CHECKPOINT_FILE
-    torch.save(trainer.state_dict(), path)
+    state = trainer.state_dict()
+    check_plain(state)
+    torch.save(state, path)
     return path
+
+
+def read_checkpoint(file: str | Path) -> Any:
+    """``torch.load(file, weights_only=True)``: tensors and plain data, nothing executed.
+
+    Raises :class:`UnsafeCheckpointError` naming the file when it holds anything else (a
+    crafted pickle, or a file written by other code)."""
+    try:
+        return torch.load(file, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        first = next((ln.strip() for ln in str(exc).splitlines()
+                      if "GLOBAL" in ln or "Unsupported" in ln), "")
+        raise UnsafeCheckpointError(
+            f"{file}: refused: it holds objects beyond tensors, numbers, strings, lists and dicts, "
+            f"and opening it could run code ({first or 'not loadable with weights_only=True'}); "
+            "deca_tune never writes such checkpoints, so it was made by other code") from None
 
 
 def load_state(path: str | Path) -> tuple[dict[str, Any], Path]:
     file = find_checkpoint(path)
-    state = torch.load(file, map_location="cpu", weights_only=False)
+    state = read_checkpoint(file)
     if not isinstance(state, dict) or "spec" not in state or "method" not in state:
         raise ValueError(f"{file}: not a trainer checkpoint (expected a state_dict with 'spec' "
                          "and 'method')")

@@ -14,6 +14,8 @@
 """
 from __future__ import annotations
 
+from typing import Any, Mapping
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -24,6 +26,7 @@ from deca_tune.losses.deca_multiclass import (deca_p_loss, expected_loglik_eq22,
 from deca_tune.methods.registry import IMAGE_METHODS
 from deca_tune.methods.base import PRETRAIN_DEFAULTS, PretrainFn, pretrain_overrides
 from deca_tune.methods.image.base import ImageMethod
+from deca_tune.tasks.base import SpecError, check_range
 
 
 class NoiseModel(nn.Module):
@@ -53,12 +56,22 @@ class DeCAp(ImageMethod):
     defaults = {"C1": 1.0, "C2": 1.0, "T1": 10, "h_hidden": 64, "h_detach": False,
                 "eq24_observed_term": True, "agreement_grad": True, **PRETRAIN_DEFAULTS}
 
+    @classmethod
+    def check_spec(cls, spec: Mapping[str, Any]) -> None:
+        """``C1``, ``C2`` finite and >= 0, ``T1`` an integer >= 0, ``h_hidden`` >= 1."""
+        s = {**cls.defaults, **spec}
+        check_range(s, "C1", 0)
+        check_range(s, "C2", 0)
+        check_range(s, "T1", 0, integer=True)
+        check_range(s, "h_hidden", 1, integer=True)
+        if not isinstance(s.get("pretrain_overrides") or {}, dict):
+            raise SpecError("pretrain_overrides", f"must be a mapping, got {s['pretrain_overrides']!r}")
+
     def __init__(self, spec, split) -> None:
         super().__init__(spec, split)
+        self.check_spec(self.spec)
         s = self.spec
         self.c1, self.c2, self.t1 = float(s["C1"]), float(s["C2"]), int(s["T1"])
-        if self.c1 < 0 or self.c2 < 0 or self.t1 < 0:
-            raise ValueError(f"deca_p: C1, C2 and T1 must be >= 0, got C1={self.c1}, C2={self.c2}, T1={self.t1}")
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(int(s["seed"]) + 15485863)
             self.h = NoiseModel(self.f.embed_dim, self.n_classes, int(s["h_hidden"]))

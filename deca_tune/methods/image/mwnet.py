@@ -13,6 +13,8 @@ the reference implementation, the batch-norm statistics see one update per step)
 """
 from __future__ import annotations
 
+from typing import Any, Mapping
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -20,6 +22,7 @@ from torch.func import functional_call
 
 from deca_tune.methods.registry import IMAGE_METHODS
 from deca_tune.methods.image.base import ImageMethod
+from deca_tune.tasks.base import SpecError, check_range
 
 
 class WeightNet(nn.Module):
@@ -37,8 +40,19 @@ class WeightNet(nn.Module):
 class MWNet(ImageMethod):
     defaults = {"meta_lr": 1e-3, "meta_weight_decay": 1e-4, "meta_hidden": 100, "meta_batch_size": 100}
 
+    @classmethod
+    def check_spec(cls, spec: Mapping[str, Any]) -> None:
+        s = {**cls.defaults, **spec}
+        check_range(s, "meta_lr", 0, low_open=True)
+        check_range(s, "meta_weight_decay", 0)
+        check_range(s, "meta_hidden", 1, integer=True)
+        check_range(s, "meta_batch_size", 1, integer=True)
+        if s.get("meta_per_class") == 0:
+            raise SpecError("meta_per_class", "mwnet needs a clean meta set: must be > 0, got 0")
+
     def __init__(self, spec, split) -> None:
         super().__init__(spec, split)
+        self.check_spec(self.spec)
         if len(split.meta_y) == 0:
             raise ValueError("mwnet needs a clean meta set: set meta_per_class > 0")
         with torch.random.fork_rng(devices=[]):

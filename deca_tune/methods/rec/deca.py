@@ -22,7 +22,7 @@ much of f's gradient the agreement term gives (:meth:`DeCABase.agreement_gradien
 from __future__ import annotations
 
 import zlib
-from typing import Any
+from typing import Any, Mapping
 
 import torch
 from torch import nn
@@ -33,6 +33,7 @@ from deca_tune.losses.deca import (SUBTASKS, agreement_kl, clean_logit, clean_pr
 from deca_tune.methods.registry import REC_METHODS
 from deca_tune.methods.rec.base import RecMethod
 from deca_tune.methods.rec.normal import pair_logits
+from deca_tune.tasks.base import SpecError, check_choice, check_range
 
 
 def derive_seed(seed: int, tag: str) -> int:
@@ -59,19 +60,31 @@ class DeCABase(RecMethod):
             self.subtask_only = subtask_only
         if self.subtask_only is not None and self.subtask_only not in SUBTASKS:
             raise ValueError(f"subtask_only={self.subtask_only!r}; choose one of: {', '.join(SUBTASKS)}")
+        self.check_spec(self.spec)
         s = self.spec
         self.alpha = float(s["alpha"])
-        if not 0.0 <= self.alpha <= 1.0:
-            raise ValueError(f"spec key 'alpha' must lie in [0, 1], got {s['alpha']!r}")
         self.c_dn, self.c_dp = float(s["C0"]), float(s["C1"])
-        if s.get("first_batch", "dp") not in ("dp", "both"):
-            raise ValueError(f"spec key 'first_batch' must be 'dp' or 'both', got {s['first_batch']!r}")
-        for key in ("C0", "C1"):
-            if not float(s[key]) >= 0:
-                raise ValueError(f"spec key {key!r} must be >= 0, got {s[key]!r}")
         seed = int(s["seed"])
         self.h = self.make_backbone(s["h_backbone"], seed=derive_seed(seed, "h"))
         self.h_prime = self.make_backbone(s["h_backbone"], seed=derive_seed(seed, "h_prime"))
+
+    @classmethod
+    def check_spec(cls, spec: Mapping[str, Any]) -> None:
+        """``alpha`` in [0, 1], ``C0``/``C1`` finite and >= 0, ``first_batch``, the backbones of
+        ``h`` (and ``g``) registered; the trainer and the search driver (before Ray) call it."""
+        from deca_tune.models.registry import REC_BACKBONES
+
+        s = {**cls.defaults, **spec}
+        check_range(s, "alpha", 0, 1)
+        check_range(s, "C0", 0)
+        check_range(s, "C1", 0)
+        check_choice(s, "first_batch", ("dp", "both"))
+        for key in ("h_backbone", "aux_backbone"):
+            if key in s and s[key] not in REC_BACKBONES:
+                raise SpecError(key, f"unknown backbone {s[key]!r}; choose one of: "
+                                     f"{', '.join(REC_BACKBONES.names())}")
+        if not isinstance(s.get("pretrain_overrides") or {}, dict):
+            raise SpecError("pretrain_overrides", f"must be a mapping, got {s['pretrain_overrides']!r}")
 
     # the prior / auxiliary model -------------------------------------------------------------
     def prior_logits(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor,

@@ -15,11 +15,14 @@ must stay 1. See :mod:`deca_tune.losses.truncated_bce` and ``docs/denoising-meth
 """
 from __future__ import annotations
 
-from deca_tune.losses.truncated_bce import (check_exponent, drop_rate_schedule, linear_drop_rate,
+from typing import Any, Mapping
+
+from deca_tune.losses.truncated_bce import (drop_rate_schedule, linear_drop_rate,
                                             truncated_bce, truncated_bce_positives)
 from deca_tune.methods.registry import REC_METHODS
 from deca_tune.methods.rec.base import RecMethod
 from deca_tune.methods.rec.normal import pair_logits
+from deca_tune.tasks.base import SpecError, check_choice, check_range
 
 TCE_FORMS = ("published", "positives")
 
@@ -32,23 +35,23 @@ class TCE(RecMethod):
 
     def __init__(self, spec, split) -> None:
         super().__init__(spec, split)
+        self.check_spec(self.spec)
         self.form = str(self.spec["tce_form"])
-        if self.form not in TCE_FORMS:
-            raise ValueError(f"spec key 'tce_form' must be one of {TCE_FORMS}, got {self.spec['tce_form']!r}")
         self.drop_rate = float(self.spec["drop_rate"])
         self.num_gradual = int(self.spec["num_gradual"])
         self.exponent = float(self.spec["exponent"])
-        if not 0.0 <= self.drop_rate < 1.0:
-            raise ValueError(f"spec key 'drop_rate' must lie in [0, 1), got {self.spec['drop_rate']!r}")
-        if self.num_gradual < 1:
-            raise ValueError(f"spec key 'num_gradual' must be >= 1, got {self.spec['num_gradual']!r}")
-        try:
-            check_exponent(self.exponent)
-        except ValueError as err:
-            raise ValueError(f"spec key 'exponent': {err}") from None
-        if self.form == "positives" and self.exponent != 1.0:
-            raise ValueError("spec key 'exponent' is only used by tce_form 'published'; "
-                             f"tce_form 'positives' needs exponent 1, got {self.spec['exponent']!r}")
+
+    @classmethod
+    def check_spec(cls, spec: Mapping[str, Any]) -> None:
+        """``drop_rate`` in [0, 1), ``num_gradual`` >= 1, ``exponent`` > 0 (1 for ``positives``)."""
+        s = {**cls.defaults, **spec}
+        check_choice(s, "tce_form", TCE_FORMS)
+        check_range(s, "drop_rate", 0, 1, high_open=True)
+        check_range(s, "num_gradual", 1, integer=True)
+        check_range(s, "exponent", 0, low_open=True)
+        if s["tce_form"] == "positives" and float(s["exponent"]) != 1.0:
+            raise SpecError("exponent", "is only used by tce_form 'published'; tce_form 'positives' "
+                                        f"needs exponent 1, got {s['exponent']!r}")
 
     def rate_at(self, step: int) -> float:
         if self.form == "positives":

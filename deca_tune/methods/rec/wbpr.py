@@ -21,6 +21,8 @@ project's earlier ``wbpr``. See ``docs/denoising-methods.md``.
 """
 from __future__ import annotations
 
+from typing import Any, Mapping
+
 import numpy as np
 import torch
 
@@ -28,6 +30,7 @@ from deca_tune.losses.bpr import bpr_loss
 from deca_tune.methods.registry import REC_METHODS
 from deca_tune.methods.rec.base import RecMethod
 from deca_tune.methods.rec.normal import pair_logits
+from deca_tune.tasks.base import check_choice
 
 WBPR_FORMS = ("published", "unweighted")
 
@@ -50,11 +53,14 @@ class WBPR(RecMethod):
     sampler = "popularity"
     defaults = {"wbpr_form": "published"}
 
+    @classmethod
+    def check_spec(cls, spec: Mapping[str, Any]) -> None:
+        check_choice({**cls.defaults, **spec}, "wbpr_form", WBPR_FORMS)
+
     def __init__(self, spec, split) -> None:
         super().__init__(spec, split)
+        self.check_spec(self.spec)
         self.form = str(self.spec["wbpr_form"])
-        if self.form not in WBPR_FORMS:
-            raise ValueError(f"spec key 'wbpr_form' must be one of {WBPR_FORMS}, got {self.spec['wbpr_form']!r}")
         weights = wbpr_user_weights(split.train, split.n_users) if self.form == "published" else None
         # not persistent: derived from the split, so checkpoints keep the earlier layout
         self.register_buffer("user_weights", None if weights is None else
