@@ -74,7 +74,9 @@ def test_fixed_entries_leave_the_space_and_reach_the_spec(tmp_path):
     assert set(unit.space.params) == {"C0", "C1", "alpha"}
     assert unit.spec["l2"] == 1 and unit.spec["dataset_options"] == {"n_users": 50}
     assert grid_trial_count(unit) == unit.n_trials(cfg) == 48
-    assert unit.spec["max_epochs"] == cfg.max_epochs and unit.spec["seed"] == cfg.search_seed
+    # no --max-epochs: the unit's budget (the authors' ML-100K GMF configurations: 20 epochs)
+    assert cfg.max_epochs is None and unit.max_epochs == unit.spec["max_epochs"] == 20
+    assert unit.spec["seed"] == cfg.search_seed
 
 
 def test_config_file_with_command_line_override(tmp_path):
