@@ -195,6 +195,11 @@ def test_keep_checkpoints_all_keeps_every_trials_last_checkpoint(ray_session, tm
     manifest = json.loads((tmp_path / "all/manifest.json").read_text())
     assert manifest["disk"]["keep_checkpoints"] == "all" and manifest["disk"]["freed_bytes"] == 0
     assert "disk:" in out
+    # slot use: the trials' own seconds over the slots against the wall time (issue 22, part 8)
+    use = manifest["slot_use"]
+    assert use["slots"] == manifest["resources"]["concurrency"] and use["trial_seconds"] > 0
+    assert use["ratio"] == pytest.approx(manifest["wall_seconds"] / (use["trial_seconds"] / use["slots"]))
+    assert use["ratio"] > 1 and "slots:" in out
 
 
 def test_grid_with_failing_trials_and_gpus_on_a_gpu_less_cluster(ray_session, tmp_path, capsys):

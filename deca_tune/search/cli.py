@@ -195,6 +195,7 @@ def run_experiment(plan: Plan, manifest: dict[str, Any] | None, data: dict[str, 
         if complete:
             manifest["finished"] = mf.now()
         mf.finish_run(manifest, run_entry, time.perf_counter() - started, outcome, code)
+        manifest["slot_use"] = mf.slot_use(manifest, res.concurrency)
         mf.write_manifest(manifest_path, manifest)
         frames = write_summary(plan.experiment_dir, search_all, runs_all, curves_all, cfg.seeds,
                                manifest["timing"])
@@ -230,6 +231,11 @@ def _print_results(plan: Plan, manifest: dict[str, Any], frames: dict, outcomes:
     if plan.cfg.search == "optuna":
         log.say(f"optuna:      optuna-dashboard sqlite:///{exp / 'optuna'}/<unit>.db")
     log.say(f"wall time:   {this:.1f} s{total}")
+    use = manifest.get("slot_use") or {}
+    if use.get("ratio"):
+        log.say(f"slots:       trials took {use['trial_seconds']:.1f} s on {use['slots']} slot(s) = "
+                f"{use['ideal_wall_seconds']:.1f} s if packed; wall / that = {use['ratio']:.2f} "
+                f"(target <= {use['target']:g}; the rest is start-up and idle slots)")
     if manifest.get("disk"):
         from deca_tune.search.disk import describe as disk_line
 

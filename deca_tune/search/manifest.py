@@ -142,6 +142,24 @@ def finish_run(manifest: dict[str, Any], entry: dict[str, Any], seconds: float, 
     manifest["wall_seconds"] = sum(float(r.get("wall_seconds") or 0.0) for r in manifest["runs"])
 
 
+#: the wall time a preset should stay within: this factor x (sum of trial seconds / slots)
+SLOT_TARGET = 1.15
+
+
+def slot_use(manifest: dict[str, Any], slots: int) -> dict[str, Any]:
+    """How busy the trial slots were: the trials' own seconds (search + seed runs, every unit)
+    over ``slots`` is the wall time a perfectly packed run would take; ``ratio`` = wall time /
+    that (1.0: no slot ever idle; issue 22 asks for <= 1.15). Driver start-up, Tuner start-up
+    and each unit's tail (the last trials of a phase leave slots idle) make up the rest."""
+    timing = manifest.get("timing", {})
+    trial_seconds = sum(float(t.get("search_trial_seconds") or 0.0) + float(t.get("seed_trial_seconds") or 0.0)
+                        for t in timing.values())
+    ideal = trial_seconds / max(1, int(slots))
+    wall = float(manifest.get("wall_seconds") or 0.0)
+    return {"trial_seconds": trial_seconds, "slots": int(slots), "ideal_wall_seconds": ideal,
+            "wall_seconds": wall, "ratio": wall / ideal if ideal > 0 else None, "target": SLOT_TARGET}
+
+
 def add_seconds(manifest: dict[str, Any], unit: str, run: int, kind: str, seconds: float) -> None:
     """Add ``seconds`` of ``kind`` ("search" or "seed") to ``unit``'s total and to this run's entry."""
     timing = manifest.setdefault("timing", {}).setdefault(unit, {})
