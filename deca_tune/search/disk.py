@@ -117,4 +117,5 @@ def megabytes(n: float) -> str:
     return f"{n / 1e6:.1f} MB"
 
 
-__all__ = ["DISK_KEY", "clean_up", "describe", "folder_bytes", "megabytes", "prune_search", "record", "shrink_seed_runs"]
+__all__ = ["DISK_KEY", "clean_up", "describe", "folder_bytes", "megabytes", "prune_search", "record",
+           "shrink_seed_runs"]
