@@ -73,7 +73,8 @@ def export_scores(root: str | Path, data_root: str | None = None,
         task = spec.get("task", "rec")
         keys = {"dataset": spec["dataset"], "backbone": spec["backbone"], "method": spec["method"],
                 "seed": int(spec["seed"])}
-        unit = f"{keys['dataset']}__{keys['backbone']}__{keys['method']}__seed{keys['seed']}"
+        # the unit's folder name: it also names a varied spec key (``vary:``, e.g. Table 6's h model)
+        unit = f"{trial.parent.name}__seed{keys['seed']}"
         try:
             trainer = load_trainer(trial, data_root=data_root)
             frame = _rec_scores(trainer) if task == "rec" else _image_scores(trainer)

@@ -5,6 +5,7 @@ A file describes one method family of one task::
 
     task: rec                     # "rec" or "image"
     methods: [deca, deca_p]       # or "*": every method of the task (the shared parameters)
+    backbones: [cdae]             # optional: only these backbones (overrides the others' entries)
     params:
       C0:
         distribution: loguniform  # loguniform | uniform | int | logint | choice
@@ -12,13 +13,16 @@ A file describes one method family of one task::
         high: 1000
         grid: [1, 10, 100, 1000]  # the paper's grid, used by ``--search grid``
         start: 1000               # optional: Optuna's first trial tries it (warm start)
+        form: "text"              # optional: what the value means (e.g. the L2 penalty's form)
       act:
         distribution: choice
         values: [relu, tanh]
         grid: [relu, tanh]
 
 The space of a method is the task's ``"*"`` parameters plus those of the one file that lists the
-method (a method listed by no file searches only the shared parameters). Every mistake raises
+method (a method listed by no file searches only the shared parameters). A file with
+``backbones:`` applies only to those backbones and its entries replace the same parameters of the
+other files (CDAE's L2 has another form, so another range and first value: ``rec_cdae.yaml``). Every mistake raises
 :class:`SearchSpaceError` naming the file, the line and the key at fault.
 """
 from __future__ import annotations
@@ -35,6 +39,7 @@ from deca_tune.tasks import TASKS
 SPACES_DIR = Path(__file__).resolve().parent
 DISTRIBUTIONS = ("loguniform", "uniform", "int", "logint", "choice")
 _TOP_KEYS = {"task", "methods", "params"}
+_OPTIONAL_TOP_KEYS = {"backbones"}
 _PARAM_KEYS = {
     "loguniform": {"distribution", "low", "high", "grid"},
     "uniform": {"distribution", "low", "high", "grid"},
@@ -42,7 +47,7 @@ _PARAM_KEYS = {
     "logint": {"distribution", "low", "high", "grid"},
     "choice": {"distribution", "values", "grid"},
 }
-_OPTIONAL_KEYS = {"start"}
+_OPTIONAL_KEYS = {"start", "form"}
 
 
 class SearchSpaceError(ValueError):
@@ -61,6 +66,8 @@ class Param:
     grid: tuple = ()
     start: Any = None  # Optuna's first trial evaluates it (None: sampled)
     source: str = ""  # "file:line", for messages
+    form: str = ""  # what the value means (the L2 penalty's form), shown in the plan
+    start_note: str = ""  # where ``start`` comes from when the plan replaced it
 
     def describe(self, search: str = "optuna") -> str:
         """One line: the grid (``search="grid"``), else the distribution and Optuna's first trial."""
@@ -72,7 +79,9 @@ class Param:
             dist = f"{self.distribution} [{self.low:g}, {self.high:g}]"
         start = "" if self.start is None else f", first trial {self.start:g}" if isinstance(
             self.start, (int, float)) else f", first trial {self.start}"
-        return f"{self.name}: {dist}{start}"
+        note = f" ({self.start_note})" if self.start_note and start else ""
+        form = f"; {self.form}" if self.form else ""
+        return f"{self.name}: {dist}{start}{note}{form}"
 
 
 @dataclass(frozen=True)
@@ -91,6 +100,20 @@ class SearchSpace:
         """The ``start`` values: the configuration Optuna evaluates first (may be partial)."""
         return {name: p.start for name, p in self.params.items() if p.start is not None}
 
+    def with_start(self, values: dict[str, Any], note: str = "") -> "SearchSpace":
+        """The space with the ``start`` of the given parameters replaced, each clamped into its
+        range (``note`` says where the values come from; a clamped one says so)."""
+        params = dict(self.params)
+        for name, value in values.items():
+            p = params.get(name)
+            if p is None or p.distribution == "choice":
+                continue
+            v = int(value) if p.distribution in ("int", "logint") else float(value)
+            clamped = min(max(v, p.low), p.high)
+            why = note if clamped == v else f"{note}: {v:g}, clamped into the range"
+            params[name] = replace(p, start=clamped, start_note=why)
+        return replace(self, params=params)
+
     def without(self, names: Iterable[str]) -> "SearchSpace":
         """The space with ``names`` removed (they are fixed by the experiment)."""
         drop = set(names)
@@ -108,6 +131,7 @@ class FamilyFile:
     task: str
     methods: tuple[str, ...] | None  # None: every method ("*")
     params: dict[str, Param]
+    backbones: tuple[str, ...] | None = None  # None: every backbone
 
 
 # ------------------------------------------------------------------------------- parsing
@@ -183,7 +207,7 @@ def _parse_param(where: Where, name: str, raw: Any) -> Param:
         if start is not None and start not in values:
             raise where.error(key + ("start",), f"value {start!r} is not one of values {values}")
         return Param(name, dist, values=tuple(values), grid=tuple(grid), start=start,
-                     source=where.source(key))
+                     source=where.source(key), form=_form(where, key, raw))
     integer = dist in ("int", "logint")
     low = _number(where, key + ("low",), raw["low"], integer)
     high = _number(where, key + ("high",), raw["high"], integer)
@@ -203,7 +227,14 @@ def _parse_param(where: Where, name: str, raw: Any) -> Param:
         if not low <= start <= high:
             raise where.error(key + ("start",), f"value {start!r} is outside [low, high] = [{low}, {high}]")
     return Param(name, dist, low=low, high=high, grid=tuple(checked), start=start,
-                 source=where.source(key))
+                 source=where.source(key), form=_form(where, key, raw))
+
+
+def _form(where: Where, key: tuple, raw: dict[str, Any]) -> str:
+    form = raw.get("form", "")
+    if not isinstance(form, str):
+        raise where.error(key + ("form",), f"must be a text, got {form!r}")
+    return form
 
 
 def _display(path: Path) -> str:
@@ -230,9 +261,10 @@ def load_family(path: str | Path) -> FamilyFile:
     raw = yaml.safe_load(text)
     if not isinstance(raw, dict):
         raise where.error((), "must be a mapping with keys task, methods, params")
-    extra, missing = sorted(set(raw) - _TOP_KEYS), sorted(_TOP_KEYS - set(raw))
+    extra, missing = sorted(set(raw) - _TOP_KEYS - _OPTIONAL_TOP_KEYS), sorted(_TOP_KEYS - set(raw))
     if extra:
-        raise where.error((extra[0],), f"unknown key; allowed: {', '.join(sorted(_TOP_KEYS))}")
+        raise where.error((extra[0],), "unknown key; allowed: "
+                                       f"{', '.join(sorted(_TOP_KEYS | _OPTIONAL_TOP_KEYS))}")
     if missing:
         raise where.error((missing[0],), "missing")
     task = raw["task"]
@@ -249,7 +281,11 @@ def load_family(path: str | Path) -> FamilyFile:
     if not isinstance(params, dict):
         raise where.error(("params",), "must be a mapping of parameter name -> distribution")
     parsed = {str(name): _parse_param(where, str(name), spec) for name, spec in params.items()}
-    return FamilyFile(path, task, methods_t, parsed)
+    backbones = raw.get("backbones")
+    if backbones is not None and not (isinstance(backbones, list) and backbones
+                                      and all(isinstance(b, str) for b in backbones)):
+        raise where.error(("backbones",), f"must be a non-empty list of backbone names, got {backbones!r}")
+    return FamilyFile(path, task, methods_t, parsed, tuple(backbones) if backbones else None)
 
 
 class SpaceCatalog:
@@ -260,6 +296,8 @@ class SpaceCatalog:
         owners: dict[tuple[str, str], str] = {}
         shared: dict[tuple[str, str], str] = {}
         for fam in families:
+            if fam.backbones is not None:
+                continue  # per-backbone files replace entries, checked in space()
             if fam.methods is None:
                 for name, p in fam.params.items():
                     if (fam.task, name) in shared:
@@ -274,20 +312,29 @@ class SpaceCatalog:
                 owners[(fam.task, m)] = fam.path
         for fam in families:
             for name, p in fam.params.items():
-                if fam.methods is not None and (fam.task, name) in shared:
+                if fam.backbones is None and fam.methods is not None and (fam.task, name) in shared:
                     raise SearchSpaceError(f"{p.source}: params.{name}: already a shared "
                                            f"{fam.task} parameter in {shared[(fam.task, name)]}")
 
-    def space(self, task: str, method: str) -> SearchSpace:
-        """The space of ``method``: the task's shared parameters plus its family's."""
+    def space(self, task: str, method: str, backbone: str | None = None) -> SearchSpace:
+        """The space of ``method``: the task's shared parameters plus its family's, then the
+        entries of the files for ``backbone`` (which replace those parameters; they never add
+        a parameter the method does not search)."""
         if task not in TASKS:
             raise SearchSpaceError(f"unknown task {task!r}; choose one of: {', '.join(TASKS.names())}")
         params: dict[str, Param] = {}
         files: list[str] = []
         for fam in self.families:
-            if fam.task == task and (fam.methods is None or method in fam.methods):
+            if fam.task == task and fam.backbones is None and (fam.methods is None or method in fam.methods):
                 params.update(fam.params)
                 files.append(fam.path)
+        for fam in self.families:
+            if (fam.task == task and fam.backbones is not None and backbone in fam.backbones
+                    and (fam.methods is None or method in fam.methods)):
+                used = {k: v for k, v in fam.params.items() if k in params}
+                if used:
+                    params.update(used)
+                    files.append(fam.path)
         return SearchSpace(task, method, params, tuple(files))
 
     def methods(self, task: str) -> list[str]:

@@ -18,6 +18,7 @@ import torch
 
 from deca_tune.search import main
 from tests.test_trainables import read_hparams
+from deca_tune.training.checkpoints import load_trainer
 
 TINY = ["--datasets", "synthetic", "--backbones", "gmf",
         "--set", "dataset_options.n_users=100", "--set", "dataset_options.n_items=80",
@@ -77,16 +78,22 @@ def test_optuna_asha_search_writes_the_experiment_folder(optuna_experiment):
         assert ((group["config/lr"] == 1e-3) & (group["config/l2"] == 0.1)).sum() == 1
 
 
-def test_every_search_trial_has_a_checkpoint_and_tensorboard_events(optuna_experiment):
+def test_search_trials_keep_tensorboard_events_but_not_checkpoints(optuna_experiment):
+    """--keep-checkpoints best (default): once a unit's search ended its trials' checkpoints are
+    removed (the seed runs retrain the best configuration); the curves stay."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     _, exp = optuna_experiment
     trials = pd.read_csv(exp / "summary/search_trials.csv")
+    assert trials["checkpoint"].isna().all()
+    manifest = json.loads((exp / "manifest.json").read_text())
+    disk = manifest["disk"]
+    assert disk["keep_checkpoints"] == "best" and disk["freed_bytes"] > 0
+    assert disk["peak_bytes"] > disk["final_bytes"] > 0
     for row in trials.itertuples():
         trial_dir = exp / row.path
-        (ckpt,) = sorted(trial_dir.glob("checkpoint_*"))  # num_to_keep=1: the latest epoch
-        state = torch.load(ckpt / "trainer.pt", weights_only=True)
-        assert state["epoch"] == row.epochs
+        assert not list(trial_dir.glob("checkpoint_*")), row.path
+        assert len(results(trial_dir)) == row.epochs
         acc = EventAccumulator(str(trial_dir))
         acc.Reload()
         tags = set(acc.Tags()["scalars"])
@@ -140,6 +147,13 @@ def test_best_configs_are_rerun_with_every_seed(optuna_experiment):
             state = torch.load(ckpt / "trainer.pt", weights_only=True)
             assert state["epoch"] == run.epochs and state["best"]["epoch"] == run.best_epoch
             assert state["best_state"] is not None
+            # shrunk to what the report and recommend read: no optimiser, no last weights
+            assert state["shrunk"] and "optimizer" not in state and "method" not in state
+            trainer = load_trainer(ckpt)
+            weights = trainer.method.state_dict()
+            assert all(torch.equal(weights[k], v) for k, v in state["best_state"].items())
+            with pytest.raises(ValueError, match="keep-checkpoints all"):
+                load_trainer(ckpt, weights="last")
         row = summary[summary["method"] == method].iloc[0]
         assert row["n_seeds"] == 2 and str(row["seeds"]) == "0 1"
         assert row["search_seconds"] > 0 and row["seed_seconds"] > 0
@@ -178,6 +192,25 @@ def test_manifest_and_worker_reuse(optuna_experiment):
         # every trial trained on the split the driver loaded (Ray's object store), not a re-parse
         assert all(results(d)[-1]["data_from_driver"] == 1 for d in (exp / "search" / unit).iterdir()
                    if (d / "result.json").exists())
+
+
+def test_keep_checkpoints_all_keeps_every_trials_last_checkpoint(ray_session, tmp_path, capsys):
+    argv = [*TINY, *FAKE, "--methods", "normal", "--num-samples", "3", "--max-epochs", "2",
+            "--seeds", "0", "--keep-checkpoints", "all", "--storage-path", str(tmp_path), "--name", "all"]
+    code, out = run(argv, capsys)
+    assert code == 0, out
+    trials = pd.read_csv(tmp_path / "all/summary/search_trials.csv")
+    assert len(trials) == 3
+    for row in trials.itertuples():
+        assert (tmp_path / "all" / row.checkpoint / "trainer.pt").is_file()
+    manifest = json.loads((tmp_path / "all/manifest.json").read_text())
+    assert manifest["disk"]["keep_checkpoints"] == "all" and manifest["disk"]["freed_bytes"] == 0
+    assert "disk:" in out
+    # slot use: the trials' own seconds over the slots against the wall time (issue 22, part 8)
+    use = manifest["slot_use"]
+    assert use["slots"] == manifest["resources"]["concurrency"] and use["trial_seconds"] > 0
+    assert use["ratio"] == pytest.approx(manifest["wall_seconds"] / (use["trial_seconds"] / use["slots"]))
+    assert use["ratio"] > 1 and "slots:" in out
 
 
 def test_grid_with_failing_trials_and_gpus_on_a_gpu_less_cluster(ray_session, tmp_path, capsys):

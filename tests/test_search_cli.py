@@ -74,7 +74,9 @@ def test_fixed_entries_leave_the_space_and_reach_the_spec(tmp_path):
     assert set(unit.space.params) == {"C0", "C1", "alpha"}
     assert unit.spec["l2"] == 1 and unit.spec["dataset_options"] == {"n_users": 50}
     assert grid_trial_count(unit) == unit.n_trials(cfg) == 48
-    assert unit.spec["max_epochs"] == cfg.max_epochs and unit.spec["seed"] == cfg.search_seed
+    # no --max-epochs: the unit's budget (the authors' ML-100K GMF configurations: 20 epochs)
+    assert cfg.max_epochs is None and unit.max_epochs == unit.spec["max_epochs"] == 20
+    assert unit.spec["seed"] == cfg.search_seed
 
 
 def test_config_file_with_command_line_override(tmp_path):
@@ -94,6 +96,11 @@ def test_config_file_with_command_line_override(tmp_path):
     ("dry-run: maybe\n", "exp.yaml:1: dry-run: must be true or false"),
     ("set: [1, 2]\n", "exp.yaml:1: set: must be a mapping"),
     ("- a\n- b\n", "must be a mapping"),
+    ("datasets: [synthetic]\nquick:\n  num-samplez: 1\n", "exp.yaml:3: quick.num-samplez: unknown option"),
+    ("quick:\n  about: x\n", "exp.yaml:2: quick.about: not allowed inside the quick: section"),
+    ("vary:\n  h_backbone: gmf\n", "exp.yaml:2: vary.h_backbone: must be a non-empty list"),
+    ("vary:\n  l2: [1, 2]\nset:\n  l2: 1\n", "'l2' is both fixed (set) and varied (vary)"),
+    ("methods: [normal]\nvary:\n  h_backbone: [mf, gmf]\n", "vary h_backbone: no method of this experiment"),
 ])
 def test_bad_config_file_names_file_line_and_key(text, expected, tmp_path, capsys):
     path = tmp_path / "exp.yaml"
@@ -101,6 +108,34 @@ def test_bad_config_file_names_file_line_and_key(text, expected, tmp_path, capsy
     code, _, err = run_main(["--config", str(path), "--dry-run"], capsys)
     assert code == 2
     assert expected in err
+
+
+def test_quick_section_about_and_vary_of_an_experiment_file(tmp_path, capsys):
+    path = tmp_path / "exp.yaml"
+    path.write_text("about:\n  budget: two trials\ndatasets: [synthetic]\nmethods: [normal, deca]\n"
+                    "num-samples: 5\nset:\n  batch_size: 64\n  dataset_options: {n_users: 80}\n"
+                    "vary:\n  h_backbone: [mf, gmf]\n"
+                    "quick:\n  num-samples: 1\n  set: {dataset_options: {n_items: 30}}\n"
+                    "  vary: {h_backbone: [gmf]}\n")
+    full = parse_args(["--config", str(path), "--storage-path", str(tmp_path)])
+    assert full.num_samples == 5 and full.vary == {"h_backbone": ["mf", "gmf"]} and not full.quick
+    assert full.about == {"budget": "two trials"}
+    keys = [u.key for u in build_plan(full).units]
+    assert keys == ["synthetic__gmf__normal", "synthetic__gmf__deca__h_backbone=mf",
+                    "synthetic__gmf__deca__h_backbone=gmf"]
+    quick = parse_args(["--config", str(path), "--quick", "--storage-path", str(tmp_path)])
+    assert quick.quick and quick.num_samples == 1 and quick.vary == {"h_backbone": ["gmf"]}
+    assert quick.set == {"batch_size": 64, "dataset_options": {"n_users": 80, "n_items": 30}}
+    deca = build_plan(quick).units[1]
+    assert deca.spec["h_backbone"] == "gmf" and "h_backbone" not in deca.space.params
+    # the command line still wins over the file and its quick section
+    assert parse_args(["--config", str(path), "--quick", "--num-samples", "2"]).num_samples == 2
+    code, _, err = run_main(["--quick", "--dry-run"], capsys)
+    assert code == 2 and "--quick: needs --config" in err
+    bare = tmp_path / "bare.yaml"
+    bare.write_text("datasets: [synthetic]\n")
+    code, _, err = run_main(["--config", str(bare), "--quick", "--dry-run"], capsys)
+    assert code == 2 and "no `quick:` section" in err
 
 
 def test_resume_refuses_to_change_the_plan(tmp_path, capsys):

@@ -98,6 +98,8 @@ def test_samples_stay_in_bounds(catalog):
     (GOOD + "extra: 1\n", ":9: extra", "unknown key"),
     (GOOD.replace("high: 1000", "high: 1000\n    high: 10"), ":8: key 'params.C0.high'", "twice"),
     (GOOD.replace("low: 1", "low: one"), ":6: params.C0.low", "finite number"),
+    (GOOD + "backbones: cdae\n", ":9: backbones", "non-empty list of backbone names"),
+    (GOOD.replace("grid: [1, 10]", "grid: [1, 10]\n    form: 3"), ":9: params.C0.form", "must be a text"),
 ])
 def test_bad_files_name_file_line_and_key(tmp_path: Path, text, where, message):
     path = tmp_path / "bad.yaml"
@@ -141,3 +143,25 @@ def test_start_point_is_the_default_configuration(catalog, tmp_path: Path):
     path.write_text(GOOD + "    start: 5000\n")
     with pytest.raises(SearchSpaceError, match=r"s\.yaml:9: params\.C0\.start: value 5000"):
         load_family(path)
+
+
+def test_backbone_files_replace_entries_of_their_backbones_only(catalog, tmp_path: Path):
+    """CDAE's l2 (rec_cdae.yaml): its own form and first value, for every method, on CDAE only."""
+    for method in ("normal", "deca", "tce"):
+        cdae = catalog.space("rec", method, "cdae").params["l2"]
+        gmf = catalog.space("rec", method, "gmf").params["l2"]
+        assert "unsquared" in cdae.form and cdae.start == 1 and "rec_cdae.yaml" in cdae.source
+        assert "||p||^2" in gmf.form and gmf.start == 0.1
+        assert set(catalog.space("rec", method, "cdae").params) == set(catalog.space("rec", method).params)
+    # a backbone file never adds a parameter its method does not search
+    (tmp_path / "a.yaml").write_text(GOOD)
+    (tmp_path / "b.yaml").write_text(GOOD.replace("methods: [deca]", 'methods: "*"\nbackbones: [cdae]')
+                                     .replace("high: 1000", "high: 10"))
+    spaces = load_catalog(tmp_path)
+    assert spaces.space("rec", "deca", "cdae").params["C0"].high == 10
+    assert spaces.space("rec", "deca", "gmf").params["C0"].high == 1000
+    assert "C0" not in spaces.space("rec", "normal", "cdae").params
+    # the plan's authors' start replaces `start`, clamped into the range
+    space = catalog.space("rec", "deca", "gmf").with_start({"l2": 0.0, "C0": 10}, "theirs")
+    assert space.params["l2"].start == 0.01 and "clamped" in space.params["l2"].start_note
+    assert space.params["C0"].start == 10 and space.params["C0"].start_note == "theirs"

@@ -98,6 +98,7 @@ def _fail(message: str) -> int:
 def run_experiment(plan: Plan, manifest: dict[str, Any] | None, data: dict[str, Any] | None,
                    callbacks: Sequence[Any], log: Any) -> int:
     """Run every unit of ``plan`` (the lock is held, output captured); returns the exit status."""
+    from deca_tune.search import disk
     from deca_tune.search import manifest as mf
     from deca_tune.search.console import Progress, active, short
     from deca_tune.search.run import connect, plan_resources, run_search, run_seeds
@@ -129,7 +130,8 @@ def run_experiment(plan: Plan, manifest: dict[str, Any] | None, data: dict[str, 
         mf.write_manifest(manifest_path, manifest)
 
         n_seeds = len(cfg.seeds)
-        progress = Progress(log, plan.total_trials + len(plan.units) * n_seeds, cfg.max_epochs)
+        progress = Progress(log, plan.total_trials + len(plan.units) * n_seeds,
+                            plan.units[0].max_epochs if plan.units else 1, budget=plan.total_epochs)
         search_all: list[dict] = []
         runs_all: list[dict] = []
         curves_all: list[dict] = []
@@ -141,7 +143,7 @@ def run_experiment(plan: Plan, manifest: dict[str, Any] | None, data: dict[str, 
                 outcomes.append(result)
                 n = unit.n_trials(cfg)
                 log.say(f"\n[{i}/{len(plan.units)}] {unit.key}: search, {n} trials")
-                progress.begin(unit.key, "search", tuple(unit.space.params), n)
+                progress.begin(unit.key, "search", tuple(unit.space.params), n, unit.max_epochs)
                 t0 = time.perf_counter()
                 try:
                     grid = run_search(plan, unit, res, callbacks, progress)
@@ -156,12 +158,17 @@ def run_experiment(plan: Plan, manifest: dict[str, Any] | None, data: dict[str, 
                 result.trials = len(rows)
                 result.statuses = Counter(r["status"] for r in rows)
                 result.first_error = next((r["error"] for r in rows if r["error"]), "")
+                disk.clean_up(manifest, plan.experiment_dir, cfg.keep_checkpoints, grid, "search")
+                for row in rows:  # removed with the search's checkpoints (--keep-checkpoints best)
+                    if row.get("checkpoint") and not (plan.experiment_dir / row["checkpoint"]).exists():
+                        row["checkpoint"] = None
                 if best is not None:
                     for row in rows:
                         row["is_best"] = Path(row["path"]).name == Path(best.path).name
                 search_all += rows
                 if best is None:
                     log.say(f"no search trial of {unit.key} finished without error: no seed runs")
+                    progress.begin(unit.key, "seeds", (), n_seeds, unit.max_epochs)
                     progress.account(n_seeds)
                 else:
                     result.best_score = float(best.metrics["score"])
@@ -170,12 +177,13 @@ def run_experiment(plan: Plan, manifest: dict[str, Any] | None, data: dict[str, 
                             f"({best.metrics.get('selection_metric')}) with {short(chosen) or 'the spec'}")
                     log.say(f"[{i}/{len(plan.units)}] {unit.key}: seed runs of the best configuration, "
                             f"seeds {' '.join(map(str, cfg.seeds))}")
-                    progress.begin(unit.key, "seeds", (), n_seeds)
+                    progress.begin(unit.key, "seeds", (), n_seeds, unit.max_epochs)
                     t0 = time.perf_counter()
                     try:
                         seed_grid = run_seeds(plan, unit, best.config, res, callbacks, progress)
                     finally:
                         mf.add_seconds(manifest, unit.key, run_no, "seed", time.perf_counter() - t0)
+                    disk.clean_up(manifest, plan.experiment_dir, cfg.keep_checkpoints, seed_grid, "seeds")
                     runs, curves = seed_rows(unit, seed_grid, plan.experiment_dir)
                     manifest["timing"][unit.key]["seed_trial_seconds"] = sum(
                         float(r["seconds"] or 0) for r in runs)
@@ -190,10 +198,12 @@ def run_experiment(plan: Plan, manifest: dict[str, Any] | None, data: dict[str, 
 
         complete = all(o.complete for o in outcomes)
         code = EXIT_OK if complete else EXIT_INCOMPLETE
+        disk.record(manifest, plan.experiment_dir, cfg.keep_checkpoints)
         outcome = "finished"
         if complete:
             manifest["finished"] = mf.now()
         mf.finish_run(manifest, run_entry, time.perf_counter() - started, outcome, code)
+        manifest["slot_use"] = mf.slot_use(manifest, res.concurrency)
         mf.write_manifest(manifest_path, manifest)
         frames = write_summary(plan.experiment_dir, search_all, runs_all, curves_all, cfg.seeds,
                                manifest["timing"])
@@ -229,6 +239,15 @@ def _print_results(plan: Plan, manifest: dict[str, Any], frames: dict, outcomes:
     if plan.cfg.search == "optuna":
         log.say(f"optuna:      optuna-dashboard sqlite:///{exp / 'optuna'}/<unit>.db")
     log.say(f"wall time:   {this:.1f} s{total}")
+    use = manifest.get("slot_use") or {}
+    if use.get("ratio"):
+        log.say(f"slots:       trials took {use['trial_seconds']:.1f} s on {use['slots']} slot(s) = "
+                f"{use['ideal_wall_seconds']:.1f} s if packed; wall / that = {use['ratio']:.2f} "
+                f"(target <= {use['target']:g}; the rest is start-up and idle slots)")
+    if manifest.get("disk"):
+        from deca_tune.search.disk import describe as disk_line
+
+        log.say(f"disk:        {disk_line(manifest['disk'])}")
     log.say("units:")
     for i, outcome in enumerate(outcomes, 1):
         log.say(f"  [{i}] {outcome.line()}")

@@ -29,7 +29,9 @@ from deca_tune.options import (OptionError, key_value, nonnegative_float, nonneg
                                positive_int, set_nested, split_list)
 from search_spaces.loader import SearchSpaceError, Where, key_lines
 
-#: the default experiment: small enough for <= 10 minutes on 2 CPU cores (docs/benchmarks-search.md)
+#: the default experiment (docs/benchmarks-search.md). ``max_epochs`` / ``grace_period`` None:
+#: each unit's epoch budget and ASHA grace period from the authors' configuration of its data set
+#: and backbone (``deca_tune/search/budgets.py``)
 DEFAULTS: dict[str, Any] = {
     "datasets": ["ml-100k"],
     "backbones": None,  # None: each data set family's (Task.default_backbones: rec gmf, image resnet32)
@@ -37,7 +39,7 @@ DEFAULTS: dict[str, Any] = {
     "search": "optuna",
     "scheduler": "auto",
     "num_samples": 8,
-    "max_epochs": 10,
+    "max_epochs": None,
     "seeds": [0, 1, 2],
     "search_seed": 0,
     "storage_path": "results",
@@ -50,12 +52,19 @@ DEFAULTS: dict[str, Any] = {
     "cpus_per_trial": 1.0,
     "gpus_per_trial": 0.0,
     "max_concurrent": None,
-    "grace_period": 2,
+    "grace_period": None,
     "reduction_factor": 2.0,
     "max_failures": 1,
     "verbose": 1,
     "plugins": [],
+    "keep_checkpoints": "best",
+    "quick": False,
 }
+#: values of ``--keep-checkpoints`` (``deca_tune/search/disk.py``)
+KEEP_CHECKPOINTS = ("best", "all")
+#: keys of an experiment file that are not options: ``about`` (what the file is: budget, seeds,
+#: wall time, disk; printed by --dry-run) and ``quick`` (options that --quick overrides)
+FILE_ONLY_KEYS = ("about", "quick")
 
 
 class ArgumentError(Exception):
@@ -168,9 +177,13 @@ def build_parser(raise_errors: bool = False) -> argparse.ArgumentParser:
     g.add_argument("--num-samples", type=positive_int, default=d["num_samples"],
                    help="trials per method x backbone x data set (optuna; the same for every method)")
     g.add_argument("--max-epochs", type=positive_int, default=d["max_epochs"],
-                   help="epochs per trial (search and seed reruns)")
+                   help="epochs per trial (search and seed reruns) of every unit; default: each "
+                        "unit's budget, the most epochs the DeCA authors' configurations give any "
+                        "method on its data set and backbone (e.g. ML-100K: GMF 20, NeuMF 100, "
+                        "CDAE 500, LightGCN 200), else 10 (docs/search.md, budgets)")
     g.add_argument("--grace-period", type=positive_int, default=d["grace_period"],
-                   help="ASHA: epochs before a trial can be stopped")
+                   help="ASHA: epochs before a trial can be stopped; default: a tenth of each "
+                        "unit's epoch budget")
     g.add_argument("--reduction-factor", type=number, default=d["reduction_factor"],
                    help="ASHA: keep 1/reduction_factor of the trials at each rung")
     g.add_argument("--search-seed", type=nonnegative_int, default=d["search_seed"],
@@ -198,6 +211,14 @@ def build_parser(raise_errors: bool = False) -> argparse.ArgumentParser:
                    help="experiment name (default: search-<date>-<time>; with --resume: the latest)")
     g.add_argument("--resume", action="store_true", default=d["resume"],
                    help="continue an interrupted experiment (finished trials and seed runs are kept)")
+    g.add_argument("--quick", action="store_true", default=d["quick"],
+                   help="with --config: apply the file's `quick:` options (a minutes-long version "
+                        "of the experiment, run by the tests)")
+    g.add_argument("--keep-checkpoints", choices=KEEP_CHECKPOINTS, default=d["keep_checkpoints"],
+                   help="best: once a unit's search ends its trials' checkpoints are removed and "
+                        "each seed run keeps one file with its best epoch's weights (what report "
+                        "--export-scores and recommend read); all: keep every trial's last "
+                        "checkpoint with the optimiser state")
     g.add_argument("--dry-run", action="store_true", default=d["dry_run"],
                    help="print the plan (trials, spaces, resources) and run nothing")
     g.add_argument("--verbose", type=integer, choices=[0, 1, 2], default=d["verbose"],
@@ -217,7 +238,7 @@ class ExperimentConfig:
     search: str
     scheduler: str
     num_samples: int
-    max_epochs: int
+    max_epochs: int | None
     seeds: list[int]
     search_seed: int
     storage_path: str
@@ -230,12 +251,18 @@ class ExperimentConfig:
     cpus_per_trial: float
     gpus_per_trial: float
     max_concurrent: int | None
-    grace_period: int
+    grace_period: int | None
     reduction_factor: float
     max_failures: int
     verbose: int
     plugins: list[str] = field(default_factory=list)
+    keep_checkpoints: str = "best"
+    quick: bool = False
     set: dict[str, Any] = field(default_factory=dict)
+    #: spec keys varied across units (one unit per value, for the methods that read the key)
+    vary: dict[str, list[Any]] = field(default_factory=dict)
+    #: the experiment file's ``about`` mapping (what it is: budget, seeds, wall time, disk)
+    about: dict[str, Any] = field(default_factory=dict)
     config: str | None = None
     argv: list[str] = field(default_factory=list)
 
@@ -247,39 +274,68 @@ class ExperimentConfig:
         return {k: v for k, v in self.__dict__.items() if k != "argv"}
 
 
-def _file_tokens(raw: dict[str, Any], parser: argparse.ArgumentParser, where: Where) -> list[str]:
-    """Turn the file's mapping into command-line tokens (so both go through one validation)."""
-    actions = {a.dest: a for a in parser._actions if a.dest not in ("help", "config", "set", "option")}
+def _file_tokens(raw: dict[str, Any], parser: argparse.ArgumentParser, where: Where,
+                 prefix: tuple = ()) -> list[str]:
+    """Turn the file's mapping into command-line tokens (so both go through one validation);
+    ``prefix``: the key path of the mapping in the file (``("quick",)``), for messages."""
+    actions = {a.dest: a for a in parser._actions
+               if a.dest not in ("help", "config", "set", "option", "quick")}
     tokens: list[str] = []
     for key, value in raw.items():
         dest = str(key).replace("-", "_")
-        if dest in ("set", "option"):
+        if dest in ("set", "option", "vary") + FILE_ONLY_KEYS:
             continue
         if dest not in actions:
-            allowed = ", ".join(sorted(a.replace("_", "-") for a in actions) + ["option", "set"])
-            raise where.error((key,), f"unknown option; allowed: {allowed}")
+            allowed = ", ".join(sorted(a.replace("_", "-") for a in actions)
+                                + ["about", "option", "quick", "set", "vary"])
+            raise where.error(prefix + (key,), f"unknown option; allowed: {allowed}")
         action = actions[dest]
         flag = action.option_strings[0]
         if isinstance(action, argparse._StoreTrueAction):
             if not isinstance(value, bool):
-                raise where.error((key,), f"must be true or false, got {value!r}")
+                raise where.error(prefix + (key,), f"must be true or false, got {value!r}")
             tokens += [flag] if value else []
         elif action.nargs == "+":
             values = value if isinstance(value, list) else [value]
             if not values:
-                raise where.error((key,), "must not be empty")
+                raise where.error(prefix + (key,), "must not be empty")
             tokens += [flag, *map(str, values)]
         elif value is None:
             continue
         elif isinstance(value, (list, dict)):
-            raise where.error((key,), f"must be a single value, got {value!r}")
+            raise where.error(prefix + (key,), f"must be a single value, got {value!r}")
         else:
             tokens += [flag, str(value)]
     return tokens
 
 
-def _load_file(path: str, parser: argparse.ArgumentParser) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(option defaults from the file, its ``set`` mapping); errors name file, line and key."""
+def _mapping(where: Where, raw: dict[str, Any], key: str, prefix: tuple = ()) -> dict[str, Any]:
+    value = raw.get(key) or {}
+    if not isinstance(value, dict):
+        raise where.error(prefix + (key,), "must be a mapping")
+    return value
+
+
+def _vary(where: Where, raw: dict[str, Any], prefix: tuple = ()) -> dict[str, list[Any]]:
+    vary = _mapping(where, raw, "vary", prefix)
+    for key, values in vary.items():
+        if not isinstance(values, list) or not values:
+            raise where.error(prefix + ("vary", key), f"must be a non-empty list of values, got {values!r}")
+    return {str(k): list(v) for k, v in vary.items()}
+
+
+def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in extra.items():
+        out[k] = _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def _load_file(path: str, parser: argparse.ArgumentParser, quick: bool = False
+               ) -> tuple[dict[str, Any], dict[str, Any], dict[str, list[Any]], dict[str, Any]]:
+    """(option defaults from the file, its ``set`` mapping, its ``vary`` mapping, its ``about``
+    mapping); with ``quick`` the ``quick:`` section's entries override the file's. Errors name
+    file, line and key."""
     try:
         text = Path(path).read_text()
     except OSError as exc:
@@ -290,27 +346,41 @@ def _load_file(path: str, parser: argparse.ArgumentParser) -> tuple[dict[str, An
     except yaml.YAMLError as exc:
         raise ArgumentError(f"{path}: not valid YAML: {exc}") from None
     if raw is None:
-        return {}, {}
+        if quick:
+            raise ArgumentError(f"{path}:1: --quick: the file has no `quick:` section")
+        return {}, {}, {}, {}
     if not isinstance(raw, dict):
         raise ArgumentError(f"{path}:1: the experiment file must be a mapping of option: value")
     where = Where(path, key_lines(node, path))
-    fixed = raw.get("set") or {}
-    if not isinstance(fixed, dict):
-        raise where.error(("set",), "must be a mapping of spec entries")
-    options = raw.get("option") or {}
-    if not isinstance(options, dict):
-        raise where.error(("option",), "must be a mapping of data set options")
+    fixed = _mapping(where, raw, "set")
+    options = _mapping(where, raw, "option")
     if options:
         fixed = {**fixed, "dataset_options": {**(fixed.get("dataset_options") or {}), **options}}
+    vary = _vary(where, raw)
+    about = _mapping(where, raw, "about")
     checker = build_parser(raise_errors=True)
+    section = _mapping(where, raw, "quick")
+    for key in ("quick", "about", "config"):
+        if key in section:
+            raise where.error(("quick", key), "not allowed inside the quick: section")
+    _file_tokens(section, checker, where, ("quick",))  # checked even without --quick
+    if quick and not section:
+        raise where.error((), "--quick: the file has no `quick:` section")
+    if quick:
+        fixed = _deep_merge(fixed, _mapping(where, section, "set", ("quick",)))
+        q_options = _mapping(where, section, "option", ("quick",))
+        if q_options:
+            fixed = _deep_merge(fixed, {"dataset_options": q_options})
+        vary = {**vary, **_vary(where, section, ("quick",))}
+        raw = {**raw, **{k: v for k, v in section.items() if k not in ("set", "option", "vary")}}
     tokens = _file_tokens(raw, checker, where)
     try:
         ns = checker.parse_args(tokens)
     except ArgumentError as exc:
         bad = next((k for k in raw if f"--{str(k).replace('_', '-')}" in str(exc)), None)
         raise where.error((bad,) if bad else (), str(exc)) from None
-    given = {str(k).replace("-", "_") for k in raw} - {"set", "option"}
-    return {dest: getattr(ns, dest) for dest in given}, fixed
+    given = {str(k).replace("-", "_") for k in raw} - {"set", "option", "vary", *FILE_ONLY_KEYS}
+    return {dest: getattr(ns, dest) for dest in given}, fixed, vary, about
 
 
 def _flatten(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
@@ -334,12 +404,16 @@ def parse_args(argv: Sequence[str] | None) -> ExperimentConfig:
     parser = build_parser()
     first = parser.parse_args(argv)
     fixed: dict[str, Any] = {}
+    vary: dict[str, list[Any]] = {}
+    about: dict[str, Any] = {}
     if first.config:
         try:
-            file_defaults, fixed = _load_file(first.config, parser)
+            file_defaults, fixed, vary, about = _load_file(first.config, parser, first.quick)
         except (ArgumentError, SearchSpaceError) as exc:
             parser.fail(str(exc))
         parser.set_defaults(**file_defaults)
+    elif first.quick:
+        parser.error("argument --quick: needs --config FILE (it applies the file's quick: section)")
     args = parser.parse_args(argv)
     _flatten(parser, args)
     try:
@@ -354,8 +428,10 @@ def parse_args(argv: Sequence[str] | None) -> ExperimentConfig:
     if len(set(args.seeds)) != len(args.seeds):
         parser.fail(f"argument --seeds: repeated seeds in {args.seeds}")
     values = {k: v for k, v in vars(args).items() if k not in ("set", "option")}
-    cfg = ExperimentConfig(**values, set=fixed, argv=argv)
-    if cfg.use_asha and cfg.grace_period > cfg.max_epochs:
+    cfg = ExperimentConfig(**values, set=fixed, vary=vary, about=about, argv=argv)
+    for key in set(vary) & set(fixed):
+        parser.fail(f"spec key {key!r} is both fixed (set) and varied (vary)")
+    if cfg.use_asha and cfg.grace_period and cfg.max_epochs and cfg.grace_period > cfg.max_epochs:
         parser.fail(f"argument --grace-period: {cfg.grace_period} exceeds --max-epochs {cfg.max_epochs}")
     return cfg
 
@@ -366,7 +442,8 @@ def command_line(argv: Sequence[str]) -> str:
 
 #: options that may differ when resuming (they do not change what the trials compute)
 RESUME_OVERRIDABLE = {"address", "verbose", "max_concurrent", "cpus_per_trial", "gpus_per_trial",
-                      "max_failures", "dry_run", "resume", "name", "storage_path", "config"}
+                      "max_failures", "dry_run", "resume", "name", "storage_path", "config",
+                      "keep_checkpoints", "about"}
 
 
 class ResumeError(ValueError):
@@ -381,7 +458,9 @@ def explicit_options(argv: Sequence[str]) -> set[str]:
     given = set(vars(parser.parse_args(list(argv))))
     if "config" in given:
         raw = yaml.safe_load(Path(vars(parser.parse_args(list(argv)))["config"]).read_text()) or {}
-        given |= {str(k).replace("-", "_") for k in raw}
+        given |= {str(k).replace("-", "_") for k in raw} - set(FILE_ONLY_KEYS)
+        if "quick" in given and isinstance(raw.get("quick"), dict):
+            given |= {str(k).replace("-", "_") for k in raw["quick"]}
     return given
 
 

@@ -195,7 +195,8 @@ class Progress:
 
     log: RunLog
     total_trials: int
-    max_epochs: int
+    max_epochs: int  # epochs of a trial of the current phase (its unit's budget)
+    budget: float | None = None  # epochs of the whole experiment (default: trials x max_epochs)
     started: float = field(default_factory=time.perf_counter)
     done_trials: int = 0
     done_budget: float = 0.0  # epochs of the budget used up (ended trials count in full)
@@ -206,7 +207,7 @@ class Progress:
 
     @property
     def total_budget(self) -> float:
-        return float(self.total_trials * self.max_epochs)
+        return float(self.budget if self.budget is not None else self.total_trials * self.max_epochs)
 
     def fraction(self) -> float:
         used = self.done_budget + sum(min(e, self.max_epochs) for e in self.running.values())
@@ -227,8 +228,11 @@ class Progress:
                 f"trials {self.fraction():4.0%} ETA {clock(self.eta())}]")
 
     # -------------------------------------------------------------- phases
-    def begin(self, unit: str, kind: str, params: tuple[str, ...], trials: int) -> None:
+    def begin(self, unit: str, kind: str, params: tuple[str, ...], trials: int,
+              max_epochs: int | None = None) -> None:
         self.phase = _Phase(unit, kind, tuple(params), trials)
+        if max_epochs is not None:
+            self.max_epochs = max_epochs
 
     def account(self, trials: int, epochs: float | None = None) -> None:
         """Trials ended in an earlier run of the driver (resume) or skipped (a unit without seeds)."""

@@ -108,7 +108,8 @@ def build_manifest(plan: Plan, data: dict[str, Any] | None = None) -> dict[str, 
         "seeds": cfg.seeds,
         "data": data,
         "units": [{"key": u.key, "task": u.task, "dataset": u.dataset, "backbone": u.backbone,
-                   "method": u.method, "search_trials": u.n_trials(cfg),
+                   "method": u.method, "variant": u.variant, "search_trials": u.n_trials(cfg),
+                   "max_epochs": u.max_epochs, "grace_period": u.grace_period,
                    "space": u.space.describe(), "space_files": [Path(f).name for f in u.space.files],
                    "spec": u.spec, "dropped": list(u.dropped)} for u in plan.units],
         "selection": {"score": "best value over epochs of the trainer's selection metric",
@@ -140,6 +141,24 @@ def finish_run(manifest: dict[str, Any], entry: dict[str, Any], seconds: float, 
                exit_code: int | None) -> None:
     entry.update({"finished": now(), "wall_seconds": seconds, "outcome": outcome, "exit_code": exit_code})
     manifest["wall_seconds"] = sum(float(r.get("wall_seconds") or 0.0) for r in manifest["runs"])
+
+
+#: the wall time a preset should stay within: this factor x (sum of trial seconds / slots)
+SLOT_TARGET = 1.15
+
+
+def slot_use(manifest: dict[str, Any], slots: int) -> dict[str, Any]:
+    """How busy the trial slots were: the trials' own seconds (search + seed runs, every unit)
+    over ``slots`` is the wall time a perfectly packed run would take; ``ratio`` = wall time /
+    that (1.0: no slot ever idle; issue 22 asks for <= 1.15). Driver start-up, Tuner start-up
+    and each unit's tail (the last trials of a phase leave slots idle) make up the rest."""
+    timing = manifest.get("timing", {})
+    trial_seconds = sum(float(t.get("search_trial_seconds") or 0.0) + float(t.get("seed_trial_seconds") or 0.0)
+                        for t in timing.values())
+    ideal = trial_seconds / max(1, int(slots))
+    wall = float(manifest.get("wall_seconds") or 0.0)
+    return {"trial_seconds": trial_seconds, "slots": int(slots), "ideal_wall_seconds": ideal,
+            "wall_seconds": wall, "ratio": wall / ideal if ideal > 0 else None, "target": SLOT_TARGET}
 
 
 def add_seconds(manifest: dict[str, Any], unit: str, run: int, kind: str, seconds: float) -> None:

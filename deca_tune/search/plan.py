@@ -24,6 +24,7 @@ from typing import Any
 
 from deca_tune.paths import data_root as resolve_data_root
 from deca_tune.registry import UnknownNameError, did_you_mean, import_plugins
+from deca_tune.search.budgets import authors_cell, authors_start, epoch_budget, grace_period
 from deca_tune.search.config import ExperimentConfig, latest_experiment
 from deca_tune.tasks import Task, get_task, task_of_dataset
 from search_spaces.loader import SearchSpace, SpaceCatalog, load_catalog
@@ -40,11 +41,15 @@ class Unit:
     spec: dict[str, Any]  # shared by every trial of the unit (the search seed)
     space: SearchSpace  # what is searched (fixed entries removed)
     dropped: tuple[str, ...] = field(default=())  # --set keys this unit's method does not read
+    max_epochs: int = 10  # epochs per trial: the unit's budget (budgets.py) or --max-epochs
+    grace_period: int = 1  # ASHA's grace period, in epochs
+    variant: str = ""  # "KEY=VALUE" of a varied spec key (``vary:``), else ""
 
     @property
     def key(self) -> str:
         """Folder name under ``search/`` and ``seeds/`` (docs/architecture.md)."""
-        return f"{self.dataset}__{self.backbone}__{self.method}"
+        tail = f"__{self.variant}" if self.variant else ""
+        return f"{self.dataset}__{self.backbone}__{self.method}{tail}"
 
     def n_trials(self, cfg: ExperimentConfig) -> int:
         return self.space.grid_size() if cfg.search == "grid" else cfg.num_samples
@@ -69,6 +74,11 @@ class Plan:
     @property
     def methods(self) -> list[str]:
         return list(dict.fromkeys(u.method for u in self.units))
+
+    @property
+    def total_epochs(self) -> int:
+        """Upper bound of the epochs of every search trial and seed run."""
+        return sum(u.max_epochs * (u.n_trials(self.cfg) + len(self.cfg.seeds)) for u in self.units)
 
 
 class PlanError(ValueError):
@@ -152,6 +162,10 @@ def build_units(cfg: ExperimentConfig, data_root: str,
 
     pairs = [(tasks[d], m) for d in cfg.datasets for m in chosen("methods", tasks[d])]
     _check_fixed(cfg, pairs)
+    for key in cfg.vary:
+        if not any(key in task.known_keys(method) for task, method in pairs):
+            used = ", ".join(sorted({f"{t.name} {m}" for t, m in pairs}))
+            raise PlanError(f"vary {key}: no method of this experiment ({used}) has a setting {key!r}")
     keep_all = "trainer_factory" in cfg.set
     units = []
     for dataset in cfg.datasets:
@@ -162,12 +176,17 @@ def build_units(cfg: ExperimentConfig, data_root: str,
             raise UnknownNameError(f"no {kind[:-1]} given for {task.name} data set {dataset!r}; choose "
                                    f"from: {_choices(kind, [task])}")
         for backbone in backbones:
+            budget = cfg.max_epochs or epoch_budget(task.name, dataset, backbone)
+            grace = cfg.grace_period or grace_period(budget)
+            if cfg.use_asha and grace > budget:
+                raise PlanError(f"--grace-period {grace} exceeds the epoch budget {budget} of "
+                                f"{dataset} {backbone} (give --max-epochs or a smaller --grace-period)")
             for method in methods:
                 known = task.known_keys(method)
                 fixed = {k: v for k, v in cfg.set.items() if keep_all or k in known}
                 dropped = tuple(sorted(set(cfg.set) - set(fixed)))
                 spec = task.make_spec(dataset=dataset, backbone=backbone, method=method,
-                                      max_epochs=cfg.max_epochs, seed=cfg.search_seed,
+                                      max_epochs=budget, seed=cfg.search_seed,
                                       data_root=data_root, protocol=cfg.protocol,
                                       dataset_options=dict(cfg.set.get("dataset_options") or {}))
                 spec = _merge(spec, fixed)
@@ -175,9 +194,26 @@ def build_units(cfg: ExperimentConfig, data_root: str,
                                                            data_root)
                 if cfg.plugins:  # every trial imports them too (Ray workers start fresh)
                     spec["plugins"] = list(cfg.plugins)
-                space = catalog.space(task.name, method).without(fixed)
-                units.append(Unit(task.name, dataset, backbone, method, spec, space, dropped))
+                space = catalog.space(task.name, method, backbone)
+                start = authors_start(task.name, dataset, backbone, method)
+                if start:
+                    space = space.with_start(start, authors_cell(task.name, dataset, backbone, method))
+                space = space.without(fixed)
+                for variant in _variants(cfg, known, keep_all):
+                    vspec = dict(spec, **variant)
+                    label = ",".join(f"{k}={v}" for k, v in variant.items())
+                    units.append(Unit(task.name, dataset, backbone, method, vspec, space.without(variant),
+                                      dropped, budget, grace, label))
     return units
+
+
+def _variants(cfg: ExperimentConfig, known: set[str] | Any, keep_all: bool) -> list[dict[str, Any]]:
+    """One mapping of varied spec entries per unit of a method (``[{}]``: nothing varied)."""
+    out: list[dict[str, Any]] = [{}]
+    for key, values in cfg.vary.items():
+        if keep_all or key in known:
+            out = [{**v, key: value} for v in out for value in values]
+    return out
 
 
 def default_name() -> str:
@@ -205,16 +241,26 @@ def describe(plan: Plan, resources: str | None = None) -> str:
         search = f"Optuna TPE (seed {cfg.search_seed}), {cfg.num_samples} trials per unit"
     else:
         search = "the paper grid (Tune grid_search variants)"
-    sched = (f"ASHA (time attr epoch, grace period {cfg.grace_period}, reduction factor "
-             f"{cfg.reduction_factor:g}, max {cfg.max_epochs} epochs)" if cfg.use_asha
-             else f"FIFO (every trial runs {cfg.max_epochs} epochs)")
+    budgets = ("--max-epochs " + str(cfg.max_epochs) if cfg.max_epochs
+               else "each unit's epoch budget (the authors' configurations, budgets.py)")
+    grace = (f"grace period {cfg.grace_period}" if cfg.grace_period
+             else "grace period a tenth of the budget")
+    sched = (f"ASHA (time attr epoch, {grace}, reduction factor {cfg.reduction_factor:g}, max "
+             f"{budgets})" if cfg.use_asha else f"FIFO (every trial runs {budgets})")
     selection = ("clean validation (--protocol paper)" if cfg.protocol == "paper"
                  else "noisy validation")
     metrics = ", ".join(f"{get_task(t).selection_metric(cfg.protocol)} ({t})"
                         for t in sorted({u.task for u in plan.units}))
     default_resources = (f"{cfg.cpus_per_trial:g} CPU + {cfg.gpus_per_trial:g} GPU per trial, "
                          f"max concurrent {cfg.max_concurrent or 'auto (cluster CPUs / CPUs per trial)'}")
-    lines = [
+    lines = []
+    if cfg.config:
+        quick = " --quick" if cfg.quick else ""
+        lines.append(f"config:     {cfg.config}{quick}")
+        for key, value in cfg.about.items():
+            text = " ".join(str(value).split())
+            lines.append(f"  {key}: {text}")
+    lines += [
         f"experiment: {plan.experiment_dir}{'  (resume)' if cfg.resume else ''}",
         f"search:     {search}; scheduler {sched}",
         f"selection:  best epoch of the {selection} metric: {metrics}, reported as 'score'",
@@ -224,14 +270,18 @@ def describe(plan: Plan, resources: str | None = None) -> str:
     ]
     if cfg.set:
         lines.append(f"fixed:      {cfg.set}")
+    if cfg.vary:
+        lines.append(f"varied:     {cfg.vary} (one unit per value, for the methods that read the key)")
+    lines.append(f"checkpoints: --keep-checkpoints {cfg.keep_checkpoints}")
     if cfg.address:
         lines.append(f"cluster:    {cfg.address}")
     lines.append("")
     shown: dict[tuple, int] = {}
     for i, unit in enumerate(plan.units, 1):
         n = unit.n_trials(cfg)
-        lines.append(f"[{i}] {unit.key} ({unit.task}): {n} search trials x <= {cfg.max_epochs} epochs, "
-                     f"then {len(cfg.seeds)} seed runs")
+        asha = f", ASHA grace {unit.grace_period}" if cfg.use_asha else ""
+        lines.append(f"[{i}] {unit.key} ({unit.task}): {n} search trials x <= {unit.max_epochs} epochs"
+                     f"{asha}, then {len(cfg.seeds)} seed runs")
         files = ", ".join(Path(f).name for f in unit.space.files) or "(no search-space file)"
         params = [p.describe(cfg.search) for p in unit.space.params.values()]
         same = shown.setdefault((files, tuple(params)), i)
@@ -244,9 +294,11 @@ def describe(plan: Plan, resources: str | None = None) -> str:
             lines.append(f"    not used by {unit.method} (dropped for this unit): "
                          + ", ".join(f"--set {k}" for k in unit.dropped))
     n_seed = len(plan.units) * len(cfg.seeds)
+    search_epochs = sum(u.n_trials(cfg) * u.max_epochs for u in plan.units)
+    seed_epochs = sum(len(cfg.seeds) * u.max_epochs for u in plan.units)
     lines.append("")
-    lines.append(f"total: {plan.total_trials} search trials (<= {plan.total_trials * cfg.max_epochs} "
-                 f"epochs) + {n_seed} seed runs ({n_seed * cfg.max_epochs} epochs)")
+    lines.append(f"total: {len(plan.units)} units, {plan.total_trials} search trials (<= {search_epochs} "
+                 f"epochs) + {n_seed} seed runs ({seed_epochs} epochs)")
     if cfg.search == "grid" and len({u.n_trials(cfg) for u in plan.units}) > 1:
         lines.append("note: grid sizes differ between methods, so their search budgets differ "
                      "(--search optuna gives every method the same number of trials)")

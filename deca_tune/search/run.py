@@ -262,7 +262,7 @@ def run_search(plan: Plan, unit: Unit, res: Resources, callbacks: Sequence[Any] 
     """The search of one unit: Optuna + ASHA (or the paper grid) over its space."""
     cfg = plan.cfg
     resourced = _trainable(res)
-    scheduler = (ASHAScheduler(time_attr="epoch", max_t=cfg.max_epochs, grace_period=cfg.grace_period,
+    scheduler = (ASHAScheduler(time_attr="epoch", max_t=unit.max_epochs, grace_period=unit.grace_period,
                                reduction_factor=cfg.reduction_factor)
                  if cfg.use_asha else FIFOScheduler())
 

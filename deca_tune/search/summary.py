@@ -112,7 +112,10 @@ def checkpoint_path(result: Any, experiment_dir: Path | None = None) -> str | No
 
 
 def _unit_cols(unit: Unit) -> dict[str, Any]:
-    return {"task": unit.task, "dataset": unit.dataset, "backbone": unit.backbone, "method": unit.method}
+    cols = {"task": unit.task, "dataset": unit.dataset, "backbone": unit.backbone, "method": unit.method}
+    if unit.variant:  # a varied spec key (``vary:``): its units are told apart by this column
+        cols["variant"] = unit.variant
+    return cols
 
 
 def search_rows(unit: Unit, grid: Any, experiment_dir: Path) -> list[dict[str, Any]]:
@@ -191,17 +194,20 @@ def summarise(runs: pd.DataFrame, expected_seeds: list[int],
                    if "/" in c and not c.startswith("config/") and pd.api.types.is_numeric_dtype(runs[c])]
     metric_cols += [c for c in ("loss", "score") if c in runs.columns]
     out = []
-    for keys, group in runs.groupby(UNIT_KEYS, sort=False):
+    unit_keys = UNIT_KEYS + (["variant"] if "variant" in runs.columns else [])
+    if "variant" in runs.columns:
+        runs = runs.assign(variant=runs["variant"].fillna(""))
+    for keys, group in runs.groupby(unit_keys, sort=False):
         ok = group[group["status"] != "error"]
         done = sorted(int(s) for s in ok["seed"].dropna())
-        row = dict(zip(UNIT_KEYS, keys))
+        row = dict(zip(unit_keys, keys))
         row.update({"n_seeds": len(done), "seeds": " ".join(map(str, done)),
                     "missing_seeds": " ".join(str(s) for s in expected_seeds if s not in done)})
         for col in metric_cols:
             values = pd.to_numeric(ok[col], errors="coerce").dropna()
             row[f"{col}/mean"] = values.mean() if len(values) else math.nan
             row[f"{col}/std"] = values.std(ddof=1) if len(values) > 1 else math.nan
-        unit_timing = (timing or {}).get("__".join(str(k) for k in keys[1:]), {})
+        unit_timing = (timing or {}).get("__".join(str(k) for k in keys[1:] if k != ""), {})
         row["search_seconds"] = unit_timing.get("search_seconds")
         row["seed_seconds"] = unit_timing.get("seed_seconds")
         out.append(row)

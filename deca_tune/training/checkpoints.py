@@ -10,7 +10,9 @@ would need more (:class:`UnsafeCheckpointError`) without running any of it.
 
 The trainable (``trainables/trial.py``) saves one every epoch as
 ``<trial>/checkpoint_<n>/trainer.pt``; :func:`load_trainer` rebuilds a trainer from one (the
-spec saved inside it) for recommendations, score exports and analysis, without Ray.
+spec saved inside it) for recommendations, score exports and analysis, without Ray. The search
+shrinks a finished seed run's checkpoint to the weights those read (:func:`shrink_state`,
+``deca_tune/search/disk.py``); :func:`load_trainer` reads both forms.
 """
 from __future__ import annotations
 
@@ -94,10 +96,32 @@ def read_checkpoint(file: str | Path) -> Any:
             "deca_tune never writes such checkpoints, so it was made by other code") from None
 
 
+#: marker of a checkpoint shrunk to the weights the report and recommend read
+SHRUNK = "shrunk"
+#: what a shrunk checkpoint keeps besides the weights: the spec and the tracked metrics
+_SHRUNK_KEYS = ("spec", "epoch", "step", "best", "last", "bad_epochs", "stopped_early", "prepared",
+                "pretrain_info")
+
+
+def shrink_state(state: Any) -> dict[str, Any] | None:
+    """A trainer checkpoint without what only a resume needs (optimiser and RNG states, the
+    family's extra state) and without the last epoch's weights unless the spec keeps the last
+    (``restore_best: false``): the spec, the tracked metrics and ``best_state``. None when
+    ``state`` is already shrunk or is not a trainer checkpoint (``search/disk.py``)."""
+    if not isinstance(state, dict) or state.get(SHRUNK) or "spec" not in state or "method" not in state:
+        return None
+    small = {k: state[k] for k in _SHRUNK_KEYS if k in state}
+    small["best_state"] = state.get("best_state") if state.get("best_state") is not None else state["method"]
+    if not state["spec"].get("restore_best", True):
+        small["method"] = state["method"]
+    small[SHRUNK] = True
+    return small
+
+
 def load_state(path: str | Path) -> tuple[dict[str, Any], Path]:
     file = find_checkpoint(path)
     state = read_checkpoint(file)
-    if not isinstance(state, dict) or "spec" not in state or "method" not in state:
+    if not isinstance(state, dict) or "spec" not in state or not ("method" in state or state.get(SHRUNK)):
         raise ValueError(f"{file}: not a trainer checkpoint (expected a state_dict with 'spec' "
                          "and 'method')")
     return state, file
@@ -116,6 +140,17 @@ def load_trainer(path: str | Path, data_root: str | None = None, device: str = "
     if data_root is not None:
         spec["data_root"] = data_root
     trainer = build_trainer(spec)
+    if state.get(SHRUNK):  # --keep-checkpoints best: the weights and the metrics, nothing to resume
+        if weights == "last" and "method" not in state:
+            raise ValueError(f"{file}: keeps only the best epoch's weights (the search's "
+                             "--keep-checkpoints best); rerun with --keep-checkpoints all for the last's")
+        trainer.method.load_state_dict(state["method"] if weights == "last" else state["best_state"])
+        for key in _SHRUNK_KEYS[1:]:
+            if key in state:
+                setattr(trainer, key, state[key])
+        trainer.best_state = state["best_state"]
+        trainer.checkpoint_file = file
+        return trainer
     trainer.load_state_dict(state)
     if weights == "best" and state.get("best_state") is not None:
         trainer.method.load_state_dict(state["best_state"])
