@@ -19,12 +19,18 @@ The update of a tensor with a gradient is, as in ``torch.optim.adam._single_tens
 
 :meth:`state_dict` has ``torch.optim.Adam``'s layout, and :meth:`load_state_dict` takes a
 ``torch.optim.Adam`` state dict (checkpoints written before this class existed resume exactly).
+
+:class:`LazyAdam` (the ``linear`` training recipe, issue 21) is the same update restricted to the
+rows a sparse gradient names (TensorFlow's ``LazyAdam``): rows not in the batch keep their
+parameters and moments; the step count, and so the bias correction, is the tensor's.
 """
 from __future__ import annotations
 
 from typing import Any, Iterable
 
 import torch
+
+from deca_tune.models.rec.base import take_row_grads
 
 
 class Adam:
@@ -66,14 +72,9 @@ class Adam:
             if grad is None:
                 continue
             if grad.is_sparse:
-                raise RuntimeError("Adam does not support sparse gradients")
-            state = self.state.get(i)
-            if state is None:
-                state = self.state[i] = {
-                    "step": torch.tensor(0.0, dtype=torch.float32),
-                    "exp_avg": torch.zeros_like(param, memory_format=torch.preserve_format),
-                    "exp_avg_sq": torch.zeros_like(param, memory_format=torch.preserve_format)}
-            step_t, exp_avg, exp_avg_sq = state["step"], state["exp_avg"], state["exp_avg_sq"]
+                raise RuntimeError("Adam does not support sparse gradients (the linear recipe hands "
+                                   "tables row gradients instead, see LazyAdam)")
+            step_t, exp_avg, exp_avg_sq = self._state(i, param)
             step_t += 1
             exp_avg.lerp_(grad, 1 - beta1)
             exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
@@ -86,6 +87,15 @@ class Adam:
             torch.sqrt(exp_avg_sq, out=denom)
             denom.div_(bias_correction2_sqrt).add_(eps)
             param.addcdiv_(exp_avg, denom, value=-step_size)
+
+    def _state(self, i: int, param: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        state = self.state.get(i)
+        if state is None:
+            state = self.state[i] = {
+                "step": torch.tensor(0.0, dtype=torch.float32),
+                "exp_avg": torch.zeros_like(param, memory_format=torch.preserve_format),
+                "exp_avg_sq": torch.zeros_like(param, memory_format=torch.preserve_format)}
+        return state["step"], state["exp_avg"], state["exp_avg_sq"]
 
     # ------------------------------------------------------------------ checkpoints
     def state_dict(self) -> dict[str, Any]:
@@ -120,3 +130,59 @@ class Adam:
                 "exp_avg": saved["exp_avg"].detach().to(device=param.device, dtype=param.dtype).clone(),
                 "exp_avg_sq": saved["exp_avg_sq"].detach().to(device=param.device, dtype=param.dtype).clone()}
         self._denom = {}
+
+
+class LazyAdam(Adam):
+    """:class:`Adam` that updates only the rows a sparse gradient names (the ``linear`` recipe).
+
+    A dense gradient gets :class:`Adam`'s update. Row gradients (what
+    :func:`deca_tune.models.rec.base.row_lookup` hands a table in the backward: indices and
+    gradient rows) update, on the distinct rows ``r`` only, with the summed gradient ``g_r``
+    (duplicates summed in backward order)::
+
+        exp_avg[r] = lerp(exp_avg[r], g_r, 1 - beta1);  exp_avg_sq[r] = beta2 exp_avg_sq[r] + (1 - beta2) g_r^2
+        param[r]  -= lr / (1 - beta1^t) * exp_avg[r] / (sqrt(exp_avg_sq[r]) / sqrt(1 - beta2^t) + eps)
+
+    with ``t`` the tensor's step count (every step that gave it a gradient): on a row present in
+    every step the operations, and so the numbers, are dense Adam's; other rows keep their
+    parameters and moments until a batch touches them. Cost per step: the touched rows, not the
+    table (``torch.optim.SparseAdam`` differs: another form of the update, sparse tensors, and it
+    imports ``torch._dynamo``, see :class:`Adam`). A table with both (a dense gradient and row
+    gradients) gets the rows added to the dense gradient and the dense update.
+    """
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        super().zero_grad(set_to_none)
+        for p in self.params:
+            take_row_grads(p)
+
+    @torch.no_grad()
+    def step(self) -> None:
+        group = self.param_groups[0]
+        beta1, beta2 = group["betas"]
+        lr, eps = float(group["lr"]), float(group["eps"])
+        for i, param in enumerate(self.params):
+            rows = take_row_grads(param)
+            if rows is None:
+                continue
+            if param.grad is not None:
+                param.grad.index_add_(0, rows[0], rows[1])
+            else:
+                self._row_step(i, param, rows, beta1, beta2, lr, eps)
+        super().step()
+
+    def _row_step(self, i: int, param: torch.Tensor, rows: tuple[torch.Tensor, torch.Tensor],
+                  beta1: float, beta2: float, lr: float, eps: float) -> None:
+        step_t, exp_avg, exp_avg_sq = self._state(i, param)
+        index, values = rows
+        rows, inverse = torch.unique(index, return_inverse=True)
+        g = values.new_zeros((len(rows), param.shape[1])).index_add_(0, inverse, values)
+        step_t += 1
+        step = step_t.item()
+        m = exp_avg.index_select(0, rows).lerp_(g, 1 - beta1)
+        v = exp_avg_sq.index_select(0, rows).mul_(beta2).addcmul_(g, g, value=1 - beta2)
+        denom = v.sqrt().div_((1 - beta2 ** step) ** 0.5).add_(eps)
+        p = param.index_select(0, rows).addcdiv_(m, denom, value=-lr / (1 - beta1 ** step))
+        exp_avg.index_copy_(0, rows, m)
+        exp_avg_sq.index_copy_(0, rows, v)
+        param.index_copy_(0, rows, p)

@@ -1,0 +1,153 @@
+"""The ``linear`` training recipe (issue 21): batch L2 on the rows a batch looks up, LazyAdam on
+those rows, and the spec key ``recipe`` (its validation and the ``auto`` default by data size)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from deca_tune.models.rec.base import row_lookup, take_row_grads
+from deca_tune.tasks import SpecError, get_task
+from deca_tune.tasks.rec import LINEAR_RECIPE_MIN_ROWS, resolve_recipe
+from deca_tune.training.adam import Adam, LazyAdam
+from deca_tune.training.rec_trainer import RecTrainer
+from helpers_rec import tiny_split
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+def spec(**kw) -> dict:
+    return {"backbone": "gmf", "method": "normal", "max_epochs": 1, "batch_size": 32, "seed": 1,
+            "lr": 0.01, "l2": 0.3, "device": "cpu", "pretrain_cache": "off", "recipe": "linear", **kw}
+
+
+# ------------------------------------------------------------------------- LazyAdam
+def test_lazy_adam_matches_adam_on_rows_touched_every_step_and_leaves_the_others():
+    gen = torch.Generator().manual_seed(0)
+    init = torch.randn(12, 4, generator=gen)
+    dense_w = init.clone().requires_grad_()
+    lazy_w = init.clone().requires_grad_()
+    dense, lazy = Adam([dense_w], lr=0.05), LazyAdam([lazy_w], lr=0.05)
+    always, never, sometimes = torch.tensor([0, 3, 5]), torch.tensor([1, 2, 11]), torch.tensor([4, 7])
+    for step in range(6):
+        index = torch.cat([always, sometimes[: step % 3]]) if step % 2 else always
+        grad_rows = torch.randn(len(index), 4, generator=gen)
+        dense.zero_grad()
+        dense_w.grad = torch.zeros_like(init).index_add_(0, index, grad_rows)
+        dense.step()
+        lazy.zero_grad()
+        (row_lookup(lazy_w, index) * grad_rows).sum().backward()
+        assert lazy_w.grad is None  # the table's gradient came as rows
+        lazy.step()
+    assert torch.equal(lazy_w[always], dense_w[always])  # same operations, same numbers
+    assert torch.equal(lazy_w[never], init[never])  # never touched: never moved
+    assert torch.equal(lazy.state[0]["exp_avg"][never], torch.zeros(3, 4))
+    # rows idle in some steps: dense Adam moves them on their momentum, LazyAdam does not
+    assert not torch.allclose(lazy_w[sometimes], dense_w[sometimes])
+
+
+def test_lazy_adam_sums_duplicate_rows_and_mixes_with_a_dense_gradient():
+    w = torch.zeros(5, 2, requires_grad=True)
+    opt = LazyAdam([w], lr=0.1)
+    index = torch.tensor([1, 3, 1])
+    (row_lookup(w, index) * torch.tensor([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]])).sum().backward()
+    rows = take_row_grads(w)
+    assert torch.equal(rows[0], index)
+    w.__dict__["_row_grads"] = [rows]  # put back what take_row_grads removed
+    opt.step()
+    # first Adam step moves every touched coordinate by -lr * sign(g) (up to eps)
+    assert torch.allclose(w[[1, 3]], torch.full((2, 2), -0.1), atol=1e-6)
+    assert torch.equal(w[[0, 2, 4]], torch.zeros(3, 2))
+    # a table with a dense gradient too gets the dense update with the rows added
+    opt.zero_grad()
+    loss = (row_lookup(w, torch.tensor([0])) ** 2).sum() + w.sum()
+    loss.backward()
+    assert w.grad is not None
+    before = w.detach().clone()
+    opt.step()
+    assert not torch.equal(w[4], before[4]) and take_row_grads(w) is None
+
+
+# --------------------------------------------------------------------- batch L2
+def test_batch_l2_is_the_hand_computed_penalty_of_the_looked_up_rows():
+    split = tiny_split()
+    t = RecTrainer(spec(neg_ratio=2), split=split)
+    users, pos = torch.tensor([0, 4, 4]), torch.tensor([1, 2, 3])
+    neg = torch.tensor([[5, 6], [7, 5], [9, 9]])
+    f = t.method.f
+    all_users = torch.cat([users, users.repeat_interleave(2)])
+    all_items = torch.cat([pos, neg.reshape(-1)])
+    U, I = f.user.weight.detach(), f.item.weight.detach()
+    pairs = len(all_users)  # 9 scored pairs
+    hand = 0.3 / (2 * pairs) * float((U[all_users] ** 2).sum() + (I[all_items] ** 2).sum())
+    hand += 0.3 / (2 * split.n_users) * float((f.predict.weight.detach() ** 2).sum() + (f.predict.bias.detach() ** 2).sum())
+    penalty = t.l2_penalty((users, pos, neg))
+    assert float(penalty.detach()) == pytest.approx(hand, rel=1e-6)
+    penalty.backward()
+    index, rows = take_row_grads(f.user.weight)
+    grad = torch.zeros_like(U).index_add_(0, index, rows)
+    counts = torch.bincount(all_users, minlength=split.n_users).float()[:, None]
+    assert torch.allclose(grad, 0.3 / pairs * counts * U, rtol=1e-6, atol=1e-9)
+    assert f.user.weight.grad is None and f.predict.weight.grad is not None
+
+
+def test_one_linear_step_moves_only_the_batch_rows():
+    split = tiny_split(n_users=30, n_items=40)
+    t = RecTrainer(spec(batch_size=8), split=split)
+    assert isinstance(t.optimizer, LazyAdam) and t.training_recipe == "linear"
+    before = {k: v.clone() for k, v in t.method.f.state_dict().items()}
+    batch = next(t.batches())
+    loss, parts = t.batch_loss(batch)
+    t._optimizer_step(loss, parts, {})
+    users, pos, neg = batch
+    after = t.method.f.state_dict()
+    for table, touched in (("user.weight", users), ("item.weight", torch.cat([pos, neg.reshape(-1)]))):
+        moved = (after[table] != before[table]).any(1)
+        assert moved[touched].all()
+        idle = torch.ones(len(moved), dtype=torch.bool)
+        idle[touched] = False
+        assert not moved[idle].any()
+
+
+@pytest.mark.parametrize("backbone,method", [
+    ("mf", "normal"), ("neumf", "normal"), ("lightgcn", "normal"), ("cdae", "normal"),
+    ("gmf", "deca"), ("gmf", "deca_p"), ("neumf", "deca"), ("gmf", "ensemble"), ("gmf", "tce"),
+    ("gmf", "wbpr")])
+def test_every_backbone_and_method_trains_under_the_linear_recipe(backbone, method):
+    extra = {"num_gradual": 2, "drop_rate": 0.2} if method == "tce" else {}
+    t = RecTrainer(spec(backbone=backbone, method=method, max_epochs=2, **extra), split=tiny_split())
+    metrics = [t.train_epoch() for _ in range(2)]
+    assert all(np.isfinite(m["loss"]) for m in metrics)
+    assert all(take_row_grads(p) is None for p in t.method.parameters())  # every row was applied
+
+
+def test_linear_recipe_resumes_bit_for_bit():
+    split = tiny_split()
+    a = RecTrainer(spec(method="deca", max_epochs=3), split=split)
+    a.train_epoch()
+    state = a.state_dict()
+    m_a = a.train_epoch()
+    b = RecTrainer(spec(method="deca", max_epochs=3), split=split)
+    b.load_state_dict(state)
+    assert b.train_epoch()["loss"] == m_a["loss"]
+
+
+# --------------------------------------------------------------------- the spec key
+def test_recipe_auto_is_published_on_the_paper_data_and_linear_on_large_csv():
+    big, small = LINEAR_RECIPE_MIN_ROWS, LINEAR_RECIPE_MIN_ROWS - 1
+    for dataset in ("ml-100k", "ml-100k-paper", "modcloth-paper", "adressa"):
+        assert resolve_recipe({"dataset": dataset, "recipe": "auto"}, 10 * big) == "published"
+    for dataset in ("csv", "synthetic"):
+        assert resolve_recipe({"dataset": dataset, "recipe": "auto"}, big) == "linear"
+        assert resolve_recipe({"dataset": dataset, "recipe": "auto"}, small) == "published"
+        assert resolve_recipe({"dataset": dataset, "recipe": "published"}, big) == "published"
+    assert resolve_recipe({"dataset": "ml-100k", "recipe": "linear"}, 10) == "linear"
+    assert get_task("rec").make_spec()["recipe"] == "auto"
+    t = RecTrainer(spec(recipe="auto"), split=tiny_split())
+    assert t.training_recipe == "published" and type(t.optimizer) is Adam
+
+
+def test_unknown_recipe_is_a_spec_error_naming_the_key():
+    task = get_task("rec")
+    with pytest.raises(SpecError, match="'recipe'.*fast.*published, linear"):
+        task.validate_spec(task.make_spec(recipe="fast"))
