@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from deca_tune.models.rec.base import row_lookup, take_row_grads
+from deca_tune.models.rec.base import add_row_grads, row_lookup, take_row_grads
 from deca_tune.tasks import SpecError, get_task
 from deca_tune.tasks.rec import LINEAR_RECIPE_MIN_ROWS, resolve_recipe
-from deca_tune.training.adam import Adam, LazyAdam
+from deca_tune.training.adam import Adam, LazyAdam, distinct_rows
 from deca_tune.training.rec_trainer import RecTrainer
 from helpers_rec import tiny_split
 
@@ -51,9 +51,9 @@ def test_lazy_adam_sums_duplicate_rows_and_mixes_with_a_dense_gradient():
     opt = LazyAdam([w], lr=0.1)
     index = torch.tensor([1, 3, 1])
     (row_lookup(w, index) * torch.tensor([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]])).sum().backward()
-    rows = take_row_grads(w)
-    assert torch.equal(rows[0], index)
-    w.__dict__["_row_grads"] = [rows]  # put back what take_row_grads removed
+    parts = take_row_grads(w)
+    assert len(parts) == 1 and torch.equal(parts[0][0], index)
+    add_row_grads(w, *parts[0])  # put back what take_row_grads removed
     opt.step()
     # first Adam step moves every touched coordinate by -lr * sign(g) (up to eps)
     assert torch.allclose(w[[1, 3]], torch.full((2, 2), -0.1), atol=1e-6)
@@ -65,7 +65,14 @@ def test_lazy_adam_sums_duplicate_rows_and_mixes_with_a_dense_gradient():
     assert w.grad is not None
     before = w.detach().clone()
     opt.step()
-    assert not torch.equal(w[4], before[4]) and take_row_grads(w) is None
+    assert not torch.equal(w[4], before[4]) and take_row_grads(w) == []
+
+
+def test_distinct_rows_without_sorting():
+    index = torch.tensor([7, 2, 7, 9, 2, 2, 0])
+    rows, inverse = distinct_rows(index, torch.full((10,), 123, dtype=torch.long))
+    assert sorted(rows.tolist()) == [0, 2, 7, 9]
+    assert torch.equal(rows[inverse], index)
 
 
 # --------------------------------------------------------------------- batch L2
@@ -84,8 +91,9 @@ def test_batch_l2_is_the_hand_computed_penalty_of_the_looked_up_rows():
     penalty = t.l2_penalty((users, pos, neg))
     assert float(penalty.detach()) == pytest.approx(hand, rel=1e-6)
     penalty.backward()
-    index, rows = take_row_grads(f.user.weight)
-    grad = torch.zeros_like(U).index_add_(0, index, rows)
+    grad = torch.zeros_like(U)
+    for index, rows in take_row_grads(f.user.weight):  # the tables' part, handed as rows
+        grad.index_add_(0, index, rows)
     counts = torch.bincount(all_users, minlength=split.n_users).float()[:, None]
     assert torch.allclose(grad, 0.3 / pairs * counts * U, rtol=1e-6, atol=1e-9)
     assert f.user.weight.grad is None and f.predict.weight.grad is not None
@@ -118,7 +126,7 @@ def test_every_backbone_and_method_trains_under_the_linear_recipe(backbone, meth
     t = RecTrainer(spec(backbone=backbone, method=method, max_epochs=2, **extra), split=tiny_split())
     metrics = [t.train_epoch() for _ in range(2)]
     assert all(np.isfinite(m["loss"]) for m in metrics)
-    assert all(take_row_grads(p) is None for p in t.method.parameters())  # every row was applied
+    assert all(take_row_grads(p) == [] for p in t.method.parameters())  # every row was applied
 
 
 def test_linear_recipe_resumes_bit_for_bit():

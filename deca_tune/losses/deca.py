@@ -63,6 +63,12 @@ def agreement_kl(f: torch.Tensor, g: torch.Tensor, alpha: float) -> torch.Tensor
     """``alpha * KL(g||f) + (1 - alpha) * KL(f||g)``, element-wise (Eq. 9; Eq. 13 with g = f')."""
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"alpha must lie in [0, 1], got {alpha}")
+    # alpha 1 (the authors' ML-100K setting) or 0: the other KL's weight is 0 and its value finite
+    # (safe_log), so leaving it out gives the same numbers, bit for bit, at half the operations
+    if alpha == 1.0:
+        return bernoulli_kl(g, f)
+    if alpha == 0.0:
+        return bernoulli_kl(f, g)
     return alpha * bernoulli_kl(g, f) + (1.0 - alpha) * bernoulli_kl(f, g)
 
 

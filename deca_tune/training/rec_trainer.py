@@ -21,7 +21,7 @@ import torch
 from deca_tune.data.sampling import SAMPLERS
 from deca_tune.methods.rec.base import RecMethod, takes_row_negatives
 from deca_tune.methods.rec.normal import pair_index
-from deca_tune.models.rec.base import RecBackbone, recipe_of, row_lookup
+from deca_tune.models.rec.base import RecBackbone, add_row_grads, recipe_of
 from deca_tune.metrics.ranking import RankingEvaluator
 from deca_tune.tasks.rec import SELECTION_K, resolve_recipe
 from deca_tune.training.adam import Adam, LazyAdam
@@ -141,18 +141,29 @@ class RecTrainer(EpochTrainer):
         ``theta_rest`` the regularised parameters outside those tables (GMF's output layer,
         NeuMF's tower), small and dense, with the published scaling. On average a user's rows
         get the published form's gradient per epoch. Always squared (also for CDAE, whose
-        published form is ``l2 * sum ||p||_2``)."""
+        published form is ``l2 * sum ||p||_2``).
+
+        The tables' part goes without autograd: its value (no gradient) joins the loss, its
+        gradient ``l2 / P * T_u`` per occurrence goes straight to the table's row gradients
+        (``add_row_grads``, applied by ``LazyAdam``), one gather per table instead of a lookup,
+        a square, a sum and their backward."""
         users, pos, neg = batch[:3]
         neg_users = batch[3] if len(batch) == 4 else None
         all_users, all_items = pair_index(users, pos, neg, neg_users)
-        total: torch.Tensor | float = 0.0
+        l2 = float(self.spec["l2"])
+        scale = l2 / (2.0 * all_users.numel())
+        total = torch.zeros((), device=self.device)
         tabled: set[int] = set()
-        for model, u, i in self.method.regularised_rows(all_users, all_items):
-            user_tables, item_tables = model.row_tables()
-            for table, index in [(t, u) for t in user_tables] + [(t, i) for t in item_tables]:
-                tabled.add(id(table))
-                total = total + row_lookup(table, index).pow(2).sum()
-        penalty = float(self.spec["l2"]) / (2.0 * all_users.numel()) * total
+        with torch.no_grad():
+            for model, u, i in self.method.regularised_rows(all_users, all_items):
+                user_tables, item_tables = model.row_tables()
+                for table, index in [(t, u) for t in user_tables] + [(t, i) for t in item_tables]:
+                    tabled.add(id(table))
+                    rows = table.index_select(0, index)
+                    total += rows.pow(2).sum()
+                    if table.requires_grad:
+                        add_row_grads(table, index, rows.mul_(2.0 * scale))
+        penalty = scale * total
         rest = [p for p in self.method.regularised_parameters() if id(p) not in tabled]
         return penalty + squared_l2(self.l2_weight, rest) if rest else penalty
 

@@ -118,8 +118,7 @@ class _RowLookup(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> tuple[None, None]:  # type: ignore[override]
         (index,) = ctx.saved_tensors
-        stash = ctx.weight.__dict__.setdefault(ROW_GRADS, [])
-        stash.append((index, grad))
+        add_row_grads(ctx.weight, index, grad)
         return None, None
 
 
@@ -133,12 +132,13 @@ def row_lookup(weight: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     return _RowLookup.apply(weight, index)
 
 
-def take_row_grads(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
-    """``(index, gradient rows)`` handed to ``weight`` since the last call (duplicates not summed;
-    in backward order), or None; clears them."""
-    stash = weight.__dict__.pop(ROW_GRADS, None)
-    if not stash:
-        return None
-    if len(stash) == 1:
-        return stash[0]
-    return torch.cat([i for i, _ in stash]), torch.cat([g.reshape(len(i), -1) for i, g in stash])
+def add_row_grads(weight: torch.Tensor, index: torch.Tensor, rows: torch.Tensor) -> None:
+    """Hand ``weight`` the gradient ``rows`` of its rows ``index`` (what :func:`row_lookup`'s
+    backward does; the ``linear`` recipe's batch L2 adds its gradient this way)."""
+    weight.__dict__.setdefault(ROW_GRADS, []).append((index, rows))
+
+
+def take_row_grads(weight: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """The ``(index, gradient rows)`` parts handed to ``weight`` since the last call (duplicate
+    rows not summed), in the order they came; clears them."""
+    return weight.__dict__.pop(ROW_GRADS, None) or []
