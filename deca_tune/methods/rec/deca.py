@@ -26,8 +26,8 @@ import torch
 from torch import nn
 
 from deca_tune.data.interactions import RecSplit
-from deca_tune.losses.deca import (SUBTASKS, agreement_kl, clean_logit, clean_probability, deca_loss,
-                                   safe_log)
+from deca_tune.losses.deca import (SUBTASKS, agreement_kl, clean_logit, clean_probability,
+                                   deca_loss_from_logits, safe_log)
 from deca_tune.methods.registry import REC_METHODS
 from deca_tune.methods.rec.base import RecMethod
 from deca_tune.methods.rec.normal import pair_logits
@@ -91,10 +91,10 @@ class DeCABase(RecMethod):
         active, other = (self.h, self.h_prime) if subtask == "dp" else (self.h_prime, self.h)
         n_pos, n_neg = pair_logits(active, users, pos, neg, neg_users)
         sig = torch.sigmoid
-        noise_pos = sig(n_pos)
-        loss, parts = deca_loss(sig(f_pos), sig(f_neg), sig(g_pos), sig(g_neg), noise_pos,
-                                sig(n_neg), subtask, alpha=self.alpha, c_dp=self.c_dp,
-                                c_dn=self.c_dn, ratio=neg.shape[1] if neg_users is None else 1.0)
+        # deca_loss on the sigmoids, fused: the same loss, its gradient in closed form (issue 21)
+        loss, parts, noise_pos = deca_loss_from_logits(
+            f_pos, f_neg, g_pos, g_neg, n_pos, n_neg, subtask, alpha=self.alpha, c_dp=self.c_dp,
+            c_dn=self.c_dn, ratio=neg.shape[1] if neg_users is None else 1.0)
         with torch.no_grad():  # tensors: the loop sums the parts and converts them once per epoch
             active_mean = noise_pos.mean()
             other_mean = sig(other(users, pos)).mean()
