@@ -111,6 +111,29 @@ def timed_epoch(trainer: Any, max_steps: int = 0) -> dict:
             "epoch_s": round(sampled - start + steps_s, 3), "steps_timed": steps, "steps_total": total}
 
 
+def rank_and_probe(trainer: Any, split: Any, batch: int, device: str) -> dict:
+    """One full ranking of every test user over every item (batches of ``batch`` users), and
+    the matrix-multiply floor of it: ``users x items x dim x 2`` FLOP at :func:`gemm_probe`'s
+    rate, measured at the same batch shape right after."""
+    import torch
+
+    from deca_tune.metrics.ranking import rank_metrics
+
+    trainer.method.eval()
+    start = time.perf_counter()
+    with torch.no_grad():
+        res = rank_metrics(trainer.method.score_all, split.test, trainer.test_mask, split.n_users,
+                           split.n_items, (20,), batch_users=batch, device=trainer.device,
+                           owned_scores=True)
+    rank_s = time.perf_counter() - start
+    dim = trainer.method.f.user.weight.shape[1]
+    rate = gemm_probe(batch, dim, split.n_items, device)
+    floor = 2.0 * int(res["users"]) * split.n_items * dim / rate
+    return {"rank_s": round(rank_s, 3), "rank_users": int(res["users"]),
+            "test_ndcg@20": round(float(res["ndcg@20"]), 4), "gemm_gflops": round(rate / 1e9, 2),
+            "gemm_floor_s": float(f"{floor:.4g}"), "rank_over_floor": round(rank_s / floor, 2)}
+
+
 def gemm_probe(batch: int, dim: int, n_items: int, device: str, seconds: float = 1.0) -> float:
     """FLOP/s of ``[batch, dim] @ [dim, n_items]`` into a reused output (the ranking's matrix
     product at its batch size), timed over at least ``seconds``."""
@@ -137,7 +160,7 @@ def rank_batch_users(n_items: int, rank_mb: float) -> int:
 
 
 def run_phase(phase: str, csv_path: Path, *, rows: int, text_ids: bool, device: str,
-              rank_mb: float, threads: int, max_steps: int = 0) -> dict:
+              rank_mb: float, threads: int, max_steps: int = 0, rank: bool = True) -> dict:
     """One phase in this process (see the module docstring); returns its measurements.
     ``*_base_rss_mb`` is the peak memory after the phase's imports, before its work."""
     import pandas  # noqa: F401  (imported before ``base``: not part of the phase's memory)
@@ -148,7 +171,6 @@ def run_phase(phase: str, csv_path: Path, *, rows: int, text_ids: bool, device: 
     if phase.startswith("train"):
         import torch
 
-        from deca_tune.metrics.ranking import rank_metrics
         from deca_tune.training import build_trainer  # noqa: F401
     base = _rss_mb()
     if phase == "write":
@@ -191,21 +213,9 @@ def run_phase(phase: str, csv_path: Path, *, rows: int, text_ids: bool, device: 
                 gmf = trainer
             else:
                 del trainer
-        gmf.method.eval()
-        start = time.perf_counter()
-        with torch.no_grad():
-            res = rank_metrics(gmf.method.score_all, split.test, gmf.test_mask,
-                               split.n_users, split.n_items, (20,), batch_users=batch,
-                               device=gmf.device)
-        rank_s = time.perf_counter() - start
-        dim = gmf.method.f.user.weight.shape[1]
-        rate = gemm_probe(batch, dim, split.n_items, device)
-        floor = 2.0 * int(res["users"]) * split.n_items * dim / rate
-        out.update({"rank_s": round(rank_s, 3), "rank_users": int(res["users"]),
-                    "test_ndcg@20": round(float(res["ndcg@20"]), 4),
-                    "gemm_gflops": round(rate / 1e9, 2), "gemm_floor_s": round(floor, 3),
-                    "rank_over_floor": round(rank_s / floor, 2),
-                    "train_rss_mb": _rss_mb(), "train_base_rss_mb": base})
+        if rank:
+            out.update(rank_and_probe(gmf, split, batch, device))
+        out.update({"train_rss_mb": _rss_mb(), "train_base_rss_mb": base})
         return out
     raise ValueError(f"unknown phase {phase!r}; choose one of: {', '.join(PHASES)}")
 
@@ -215,13 +225,19 @@ def _phase_in_subprocess(phase: str, csv_path: Path, cache: Path, args: argparse
     cmd = [sys.executable, "-m", "deca_tune.bench.scale", "--phase", phase, "--csv", str(csv_path),
            "--rows", str(rows), "--ids", args.ids, "--device", args.device,
            "--rank-mb", str(args.rank_mb), "--threads", str(args.threads),
-           "--max-steps", str(max_steps_of(args, phase))]
+           "--max-steps", str(max_steps_of(args, phase)), "--rank", str(int(ranks(args, phase)))]
     env = {**os.environ, "DECA_TUNE_CACHE": str(cache)}
     out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=args.timeout)
     if out.returncode != 0:
         tail = (out.stderr or out.stdout).strip().splitlines()[-3:]
         return {f"{phase}_error": " | ".join(tail) or f"exit status {out.returncode}"}
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def ranks(args: argparse.Namespace, phase: str) -> bool:
+    """Whether the ``train:<recipe>`` phase also ranks (``--rank-with``; the ranking's cost does
+    not depend on the recipe that trained the weights)."""
+    return phase == f"train:{args.rank_with or args.recipes[-1]}"
 
 
 def max_steps_of(args: argparse.Namespace, phase: str) -> int:
@@ -264,7 +280,7 @@ def _measure_phase(phase: str, csv_path: Path, cache: Path, rows: int, args: arg
         clear_cache()
         return run_phase(phase, csv_path, rows=rows, text_ids=args.ids == "text",
                          device=args.device, rank_mb=args.rank_mb, threads=args.threads,
-                         max_steps=max_steps_of(args, phase))
+                         max_steps=max_steps_of(args, phase), rank=ranks(args, phase))
     except Exception as exc:  # noqa: BLE001 - recorded in the table
         return {f"{phase}_error": f"{type(exc).__name__}: {exc}"}
     finally:
@@ -361,7 +377,10 @@ def main(argv: list[str] | None = None) -> int:
                    help="time at most this many optimiser steps per epoch and extrapolate (0: all)")
     p.add_argument("--max-steps-published", type=int, default=0,
                    help="the same for the published recipe only (its 10M epoch takes minutes)")
+    p.add_argument("--rank-with", default=None,
+                   help="the recipe whose train phase also ranks (default: the last of --recipes)")
     # internal: one phase in this process, print its JSON
+    p.add_argument("--rank", type=int, default=1, help=argparse.SUPPRESS)
     p.add_argument("--phase", help=argparse.SUPPRESS)
     p.add_argument("--csv", help=argparse.SUPPRESS)
     p.add_argument("--rows", type=int, help=argparse.SUPPRESS)
@@ -370,7 +389,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.phase:
         result = run_phase(args.phase, Path(args.csv), rows=args.rows, text_ids=args.ids == "text",
                            device=args.device, rank_mb=args.rank_mb, threads=args.threads,
-                           max_steps=args.max_steps)
+                           max_steps=args.max_steps, rank=bool(args.rank))
         print(json.dumps(result))
         return 0
 

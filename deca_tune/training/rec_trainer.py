@@ -203,7 +203,8 @@ class RecTrainer(EpochTrainer):
             names = list(self.eval_masks())
         else:
             names = [splits] if isinstance(splits, str) else list(splits)
-        res = self.evaluator.evaluate(self.method.score_all, names, device=self.device)
+        res = self.evaluator.evaluate(self.method.score_all, names, device=self.device,
+                                      owned_scores=bool(getattr(self.method, "fresh_scores", False)))
         return {f"{name}/{k}": v for name in names if name in res for k, v in res[name].items()}
 
     def train_epoch(self) -> dict[str, float]:

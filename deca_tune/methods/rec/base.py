@@ -21,6 +21,10 @@ class RecMethod(Method):
     task = "rec"
     #: negative sampler this method trains with (``deca_tune.data.sampling.SAMPLERS``)
     sampler: str = "uniform"
+    #: :meth:`score_all` returns a new tensor on every call (true of every built-in backbone and
+    #: method), so the evaluation may mask it in place (``RankingEvaluator``'s ``owned_scores``);
+    #: set False if yours returns a tensor it keeps
+    fresh_scores: bool = True
 
     def regularised_parameters(self) -> list[nn.Parameter]:
         """Parameters under the L2 penalty ``l2 / (2 n_users) * ||theta||^2``: the target model's."""
