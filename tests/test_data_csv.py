@@ -361,7 +361,7 @@ def test_scale_benchmark_tiny(tmp_path):
     assert "published_rank_s" not in row  # ranked once, with the last recipe's weights
     assert row["linear_rank_users"] > 0 and "loadavg_start" in result["machine"]
     assert row["linear_rank_over_floor"] == pytest.approx(
-        row["linear_rank_s"] / row["linear_gemm_floor_s"], rel=0.02, abs=0.01)
+        row["linear_rank_s"] / row["linear_gemm_floor_s"], rel=0.1)  # both rounded
     assert "| tiny   | linear" in scale.format_training_table([row], ["published", "linear"])
     # a step cap extrapolates the epoch from the steps timed
     from deca_tune.training.rec_trainer import RecTrainer
@@ -373,7 +373,7 @@ def test_scale_benchmark_tiny(tmp_path):
     # the default path runs each phase in its own process (its own peak memory)
     args = scale.main.__globals__["argparse"].Namespace(
         ids="text", device="cpu", rank_mb=16.0, threads=1, timeout=120, max_steps=0,
-        max_steps_published=0, recipes=["published", "linear"], rank_with=None)
+        max_steps_published=0, recipes=["published", "linear"], rank_with=None, rank_max_users=0)
     res = scale._phase_in_subprocess("write", tmp_path / "p" / "r.csv", tmp_path / "p" / "c",
                                      args, 500)
     assert res["rows"] == 500 and res["write_rss_mb"] > 0

@@ -111,18 +111,25 @@ def timed_epoch(trainer: Any, max_steps: int = 0) -> dict:
             "epoch_s": round(sampled - start + steps_s, 3), "steps_timed": steps, "steps_total": total}
 
 
-def rank_and_probe(trainer: Any, split: Any, batch: int, device: str) -> dict:
+def rank_and_probe(trainer: Any, split: Any, batch: int, device: str, max_users: int = 0) -> dict:
     """One full ranking of every test user over every item (batches of ``batch`` users), and
     the matrix-multiply floor of it: ``users x items x dim x 2`` FLOP at :func:`gemm_probe`'s
-    rate, measured at the same batch shape right after."""
+    rate, measured at the same batch shape right after. ``max_users`` > 0: only the first that
+    many test users are ranked (``rank_s``, ``gemm_floor_s`` and their ratio are theirs) and
+    ``rank_all_s`` extrapolates to every test user (the cost is linear in users)."""
+    import numpy as np
     import torch
 
     from deca_tune.metrics.ranking import rank_metrics
 
+    test = split.test
+    all_users = np.unique(test[:, 0])
+    if max_users and len(all_users) > max_users:
+        test = test[np.isin(test[:, 0], all_users[:max_users])]
     trainer.method.eval()
     start = time.perf_counter()
     with torch.no_grad():
-        res = rank_metrics(trainer.method.score_all, split.test, trainer.test_mask, split.n_users,
+        res = rank_metrics(trainer.method.score_all, test, trainer.test_mask, split.n_users,
                            split.n_items, (20,), batch_users=batch, device=trainer.device,
                            owned_scores=True)
     rank_s = time.perf_counter() - start
@@ -130,6 +137,8 @@ def rank_and_probe(trainer: Any, split: Any, batch: int, device: str) -> dict:
     rate = gemm_probe(batch, dim, split.n_items, device)
     floor = 2.0 * int(res["users"]) * split.n_items * dim / rate
     return {"rank_s": round(rank_s, 3), "rank_users": int(res["users"]),
+            "rank_users_all": len(all_users),
+            "rank_all_s": round(rank_s * len(all_users) / max(int(res["users"]), 1), 3),
             "test_ndcg@20": round(float(res["ndcg@20"]), 4), "gemm_gflops": round(rate / 1e9, 2),
             "gemm_floor_s": float(f"{floor:.4g}"), "rank_over_floor": round(rank_s / floor, 2)}
 
@@ -160,7 +169,8 @@ def rank_batch_users(n_items: int, rank_mb: float) -> int:
 
 
 def run_phase(phase: str, csv_path: Path, *, rows: int, text_ids: bool, device: str,
-              rank_mb: float, threads: int, max_steps: int = 0, rank: bool = True) -> dict:
+              rank_mb: float, threads: int, max_steps: int = 0, rank: bool = True,
+              rank_max_users: int = 0) -> dict:
     """One phase in this process (see the module docstring); returns its measurements.
     ``*_base_rss_mb`` is the peak memory after the phase's imports, before its work."""
     import pandas  # noqa: F401  (imported before ``base``: not part of the phase's memory)
@@ -214,7 +224,7 @@ def run_phase(phase: str, csv_path: Path, *, rows: int, text_ids: bool, device: 
             else:
                 del trainer
         if rank:
-            out.update(rank_and_probe(gmf, split, batch, device))
+            out.update(rank_and_probe(gmf, split, batch, device, rank_max_users))
         out.update({"train_rss_mb": _rss_mb(), "train_base_rss_mb": base})
         return out
     raise ValueError(f"unknown phase {phase!r}; choose one of: {', '.join(PHASES)}")
@@ -225,7 +235,8 @@ def _phase_in_subprocess(phase: str, csv_path: Path, cache: Path, args: argparse
     cmd = [sys.executable, "-m", "deca_tune.bench.scale", "--phase", phase, "--csv", str(csv_path),
            "--rows", str(rows), "--ids", args.ids, "--device", args.device,
            "--rank-mb", str(args.rank_mb), "--threads", str(args.threads),
-           "--max-steps", str(max_steps_of(args, phase)), "--rank", str(int(ranks(args, phase)))]
+           "--max-steps", str(max_steps_of(args, phase)), "--rank", str(int(ranks(args, phase))),
+           "--rank-max-users", str(args.rank_max_users)]
     env = {**os.environ, "DECA_TUNE_CACHE": str(cache)}
     out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=args.timeout)
     if out.returncode != 0:
@@ -280,7 +291,8 @@ def _measure_phase(phase: str, csv_path: Path, cache: Path, rows: int, args: arg
         clear_cache()
         return run_phase(phase, csv_path, rows=rows, text_ids=args.ids == "text",
                          device=args.device, rank_mb=args.rank_mb, threads=args.threads,
-                         max_steps=max_steps_of(args, phase), rank=ranks(args, phase))
+                         max_steps=max_steps_of(args, phase), rank=ranks(args, phase),
+                         rank_max_users=args.rank_max_users)
     except Exception as exc:  # noqa: BLE001 - recorded in the table
         return {f"{phase}_error": f"{type(exc).__name__}: {exc}"}
     finally:
@@ -294,7 +306,8 @@ COLUMNS = ["size", "rows", "users", "items", "file_mb", "write_s", "load_cold_s"
            "load_cold_rss_mb", "load_cold_extra_mb"]
 #: the training table: one line per size and recipe
 TRAIN_COLUMNS = ["size", "recipe", "gmf_epoch_s", "gmf_growth", "deca_epoch_s", "deca_growth",
-                 "deca_over_gmf", "steps_timed", "rank_s", "rank_users", "rank_batch_users",
+                 "deca_over_gmf", "steps_timed", "rank_s", "rank_users", "rank_users_all",
+                 "rank_all_s", "rank_batch_users",
                  "gemm_gflops", "gemm_floor_s", "rank_over_floor", "train_rss_mb", "train_extra_mb"]
 
 
@@ -379,6 +392,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="the same for the published recipe only (its 10M epoch takes minutes)")
     p.add_argument("--rank-with", default=None,
                    help="the recipe whose train phase also ranks (default: the last of --recipes)")
+    p.add_argument("--rank-max-users", type=int, default=0,
+                   help="rank only the first N test users and extrapolate (0: all)")
     # internal: one phase in this process, print its JSON
     p.add_argument("--rank", type=int, default=1, help=argparse.SUPPRESS)
     p.add_argument("--phase", help=argparse.SUPPRESS)
@@ -389,7 +404,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.phase:
         result = run_phase(args.phase, Path(args.csv), rows=args.rows, text_ids=args.ids == "text",
                            device=args.device, rank_mb=args.rank_mb, threads=args.threads,
-                           max_steps=args.max_steps, rank=bool(args.rank))
+                           max_steps=args.max_steps, rank=bool(args.rank),
+                           rank_max_users=args.rank_max_users)
         print(json.dumps(result))
         return 0
 
