@@ -159,3 +159,20 @@ def test_unknown_recipe_is_a_spec_error_naming_the_key():
     task = get_task("rec")
     with pytest.raises(SpecError, match="'recipe'.*fast.*published, linear"):
         task.validate_spec(task.make_spec(recipe="fast"))
+
+
+def test_recipe_is_searched_like_any_other_key(tmp_path):
+    """A family file with a ``recipe`` choice: the space offers both recipes, each a valid spec."""
+    import shutil
+
+    from search_spaces.loader import SPACES_DIR, load_catalog
+
+    shutil.copy(SPACES_DIR / "rec_common.yaml", tmp_path / "rec_common.yaml")
+    (tmp_path / "rec_recipe.yaml").write_text(
+        "task: rec\nmethods: [normal, deca]\nparams:\n  recipe:\n    distribution: choice\n"
+        "    values: [published, linear]\n    grid: [published, linear]\n    start: published\n")
+    space = load_catalog(tmp_path).space("rec", "deca")
+    assert set(space.params) == {"lr", "l2", "recipe"} and space.grid_size() == 12
+    task = get_task("rec")
+    for value in space.params["recipe"].values:
+        task.validate_spec(task.make_spec(method="deca", recipe=value))
