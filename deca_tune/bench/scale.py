@@ -8,15 +8,18 @@ a fresh subprocess so that its peak resident memory (``ru_maxrss``) is its own:
 - ``write``: generating and writing the file;
 - ``load_cold``: parsing and splitting it into an empty split cache (and writing the entry);
 - ``load_cached``: the same load again, from the cache;
-- ``train``: one GMF epoch (``normal``, ``max_epochs=1``: the trainer's training time, and the
-  epoch with its four full-ranking evaluations) and one full ranking of every test user over
-  every item (``rank_metrics``, users batched so that a batch's score matrix stays within
-  ``--rank-mb``).
+- ``train:<recipe>``, for each of ``--recipes`` (default ``published,linear``, the spec key
+  ``recipe``, docs/training-recipes.md): one GMF ``normal`` epoch and one GMF ``deca`` epoch,
+  training only (:func:`timed_epoch`: sampling, then the optimiser steps; ``--max-steps`` /
+  ``--max-steps-published`` time only that many steps and extrapolate, a step's cost being the
+  same all epoch), and, in the phase of ``--rank-with`` (default: the last recipe), one full
+  ranking of every test user over every item (``rank_metrics``, users batched so that a batch's
+  score matrix stays within ``--rank-mb``; ``--rank-max-users`` ranks the first N and
+  extrapolates) beside the matrix-multiply floor of it: ``users x items x dim x 2`` FLOP at the
+  rate of a probe :func:`gemm_probe` of the same shape, measured right after.
 
-Prints a table and writes JSON (``--out``) with the machine's CPU count and load average.
-Training dominates at scale (each optimiser step touches every embedding: on a 2-core machine
-the 1M epoch took about a minute); ``--phases write,load_cold,load_cached`` measures loading
-only.
+Prints two tables (loading; training and ranking per recipe, with each epoch's growth over the
+previous size) and writes JSON (``--out``) with the machine's CPU count and load average.
 ``--tiny`` (or ``--sizes tiny``: 2,000 rows) is for tests. Sizes: ``tiny``, ``0.1M``, ``1M``,
 ``10M`` or any count such as ``250k``.
 """

@@ -22,9 +22,10 @@ RECIPES = ("auto", "published", "linear")
 #: the data sets (bring-your-own and generated) whose ``auto`` recipe can be ``linear``; the
 #: paper's data sets always train with the published recipe unless the spec says otherwise
 LINEAR_DEFAULT_DATASETS = ("csv", "synthetic")
-#: training pairs from which ``auto`` means ``linear`` on those data sets (measured in
-#: docs/benchmarks.md: from here on the linear recipe's epoch is several times shorter)
-LINEAR_RECIPE_MIN_ROWS = 200_000
+#: training pairs from which ``auto`` means ``linear`` on those data sets (docs/benchmarks.md,
+#: "Scale": GMF's epochs under both recipes cross near 760k pairs, DeCA's earlier; below, the
+#: lazy update's fixed cost per step exceeds the dense update of small tables)
+LINEAR_RECIPE_MIN_ROWS = 500_000
 
 DEFAULTS: dict[str, Any] = {
     "dataset": "ml-100k", "backbone": "gmf", "method": "normal", "max_epochs": 20,
