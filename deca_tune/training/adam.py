@@ -50,6 +50,7 @@ class Adam:
              "eps": float(eps)}]
         #: per parameter index: ``step`` (float32 CPU tensor), ``exp_avg``, ``exp_avg_sq``
         self.state: dict[int, dict[str, torch.Tensor]] = {}
+        self._denoms: dict[int, torch.Tensor] = {}
         self._slots: dict[int, torch.Tensor] = {}  # LazyAdam's row slots (distinct_rows)
 
     @property
@@ -92,10 +93,18 @@ class Adam:
         torch._foreach_lerp_(exp_avgs, grads, 1 - beta1)
         torch._foreach_mul_(exp_avg_sqs, beta2)
         torch._foreach_addcmul_(exp_avg_sqs, grads, grads, 1 - beta2)
-        denoms = torch._foreach_sqrt(exp_avg_sqs)
+        denoms = [self._denom_buffer(p) for p in params]  # reused: no allocation per step
+        torch._foreach_copy_(denoms, exp_avg_sqs)
+        torch._foreach_sqrt_(denoms)
         torch._foreach_div_(denoms, bias_corrections2)
         torch._foreach_add_(denoms, eps)
         torch._foreach_addcdiv_(params, exp_avgs, denoms, step_sizes)
+
+    def _denom_buffer(self, param: torch.Tensor) -> torch.Tensor:
+        buf = self._denoms.get(id(param))
+        if buf is None or buf.shape != param.shape or buf.device != param.device:
+            buf = self._denoms[id(param)] = torch.empty_like(param)
+        return buf
 
     def _state(self, i: int, param: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         state = self.state.get(i)
