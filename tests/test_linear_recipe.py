@@ -176,3 +176,20 @@ def test_recipe_is_searched_like_any_other_key(tmp_path):
     task = get_task("rec")
     for value in space.params["recipe"].values:
         task.validate_spec(task.make_spec(method="deca", recipe=value))
+
+
+def test_sampler_membership_is_the_same_with_sorted_queries():
+    """The binary-search membership (tables too big for the bitmap) sorts large query batches
+    first; the answers are those of the unsorted search."""
+    from deca_tune.data.sampling import UniformSampler
+
+    split = tiny_split(n_users=300, n_items=400, per_user=30)
+    sampler = UniformSampler(split)
+    sampler._bitmap = None  # force the binary search
+    rng = np.random.default_rng(0)
+    users, items = rng.integers(0, 300, 5000), rng.integers(0, 400, 5000)
+    users[:100], items[:100] = split.train[:100, 0], split.train[:100, 1]
+    sampler.sort_queries_from = 1 << 30
+    plain = sampler.is_positive(users, items)
+    sampler.sort_queries_from = 1
+    assert np.array_equal(sampler.is_positive(users, items), plain) and plain[:100].all()
