@@ -360,8 +360,11 @@ def test_scale_benchmark_tiny(tmp_path):
     assert row["linear_gmf_steps_timed"] == row["linear_gmf_steps_total"] > 0
     assert "published_rank_s" not in row  # ranked once, with the last recipe's weights
     assert row["linear_rank_users"] > 0 and "loadavg_start" in result["machine"]
-    assert row["linear_rank_over_floor"] == pytest.approx(
-        row["linear_rank_s"] / row["linear_gemm_floor_s"], rel=0.1)  # both rounded
+    # the floor is users x items x dim (32) x 2 FLOP at the probe's rate
+    assert row["linear_gemm_floor_s"] == pytest.approx(
+        2 * row["linear_rank_users"] * row["split_items"] * 32 / (row["linear_gemm_gflops"] * 1e9),
+        rel=0.05)
+    assert row["linear_rank_over_floor"] > 0
     assert "| tiny   | linear" in scale.format_training_table([row], ["published", "linear"])
     # a step cap extrapolates the epoch from the steps timed
     from deca_tune.training.rec_trainer import RecTrainer
