@@ -352,13 +352,31 @@ def test_scale_benchmark_tiny(tmp_path):
     result = json.loads(out.read_text())
     (row,) = result["sizes"]
     assert row["size"] == "tiny" and row["rows"] == 2000
-    for key in ("write_s", "load_cold_s", "load_cached_s", "load_cold_rss_mb", "epoch_train_s",
-                "rank_s", "train_rss_mb"):
+    for key in ("write_s", "load_cold_s", "load_cached_s", "load_cold_rss_mb",
+                "published_gmf_epoch_s", "published_deca_epoch_s", "linear_gmf_epoch_s",
+                "linear_deca_epoch_s", "linear_rank_s", "linear_gemm_floor_s", "linear_train_rss_mb"):
         assert row[key] >= 0, key
-    assert row["rank_users"] > 0 and "loadavg_start" in result["machine"]
+    assert row["published_recipe"] == "published" and row["linear_recipe"] == "linear"
+    assert row["linear_gmf_steps_timed"] == row["linear_gmf_steps_total"] > 0
+    assert "published_rank_s" not in row  # ranked once, with the last recipe's weights
+    assert row["linear_rank_users"] > 0 and "loadavg_start" in result["machine"]
+    # the floor is users x items x dim (32) x 2 FLOP at the probe's rate
+    assert row["linear_gemm_floor_s"] == pytest.approx(
+        2 * row["linear_rank_users"] * row["split_items"] * 32 / (row["linear_gemm_gflops"] * 1e9),
+        rel=0.05)
+    assert row["linear_rank_over_floor"] > 0
+    assert "| tiny   | linear" in scale.format_training_table([row], ["published", "linear"])
+    # a step cap extrapolates the epoch from the steps timed
+    from deca_tune.training.rec_trainer import RecTrainer
+    from helpers_rec import tiny_split
+
+    trainer = RecTrainer({"backbone": "gmf", "batch_size": 16, "device": "cpu"}, split=tiny_split())
+    timing = scale.timed_epoch(trainer, max_steps=2)
+    assert timing["steps_timed"] == 2 and timing["steps_total"] == 12 and trainer.step == 2
     # the default path runs each phase in its own process (its own peak memory)
     args = scale.main.__globals__["argparse"].Namespace(
-        ids="text", device="cpu", rank_mb=16.0, threads=1, timeout=120)
+        ids="text", device="cpu", rank_mb=16.0, threads=1, timeout=120, max_steps=0,
+        max_steps_published=0, recipes=["published", "linear"], rank_with=None, rank_max_users=0)
     res = scale._phase_in_subprocess("write", tmp_path / "p" / "r.csv", tmp_path / "p" / "c",
                                      args, 500)
     assert res["rows"] == 500 and res["write_rss_mb"] > 0

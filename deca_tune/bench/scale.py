@@ -8,15 +8,18 @@ a fresh subprocess so that its peak resident memory (``ru_maxrss``) is its own:
 - ``write``: generating and writing the file;
 - ``load_cold``: parsing and splitting it into an empty split cache (and writing the entry);
 - ``load_cached``: the same load again, from the cache;
-- ``train``: one GMF epoch (``normal``, ``max_epochs=1``: the trainer's training time, and the
-  epoch with its four full-ranking evaluations) and one full ranking of every test user over
-  every item (``rank_metrics``, users batched so that a batch's score matrix stays within
-  ``--rank-mb``).
+- ``train:<recipe>``, for each of ``--recipes`` (default ``published,linear``, the spec key
+  ``recipe``, docs/training-recipes.md): one GMF ``normal`` epoch and one GMF ``deca`` epoch,
+  training only (:func:`timed_epoch`: sampling, then the optimiser steps; ``--max-steps`` /
+  ``--max-steps-published`` time only that many steps and extrapolate, a step's cost being the
+  same all epoch), and, in the phase of ``--rank-with`` (default: the last recipe), one full
+  ranking of every test user over every item (``rank_metrics``, users batched so that a batch's
+  score matrix stays within ``--rank-mb``; ``--rank-max-users`` ranks the first N and
+  extrapolates) beside the matrix-multiply floor of it: ``users x items x dim x 2`` FLOP at the
+  rate of a probe :func:`gemm_probe` of the same shape, measured right after.
 
-Prints a table and writes JSON (``--out``) with the machine's CPU count and load average.
-Training dominates at scale (each optimiser step touches every embedding: on a 2-core machine
-the 1M epoch took about a minute); ``--phases write,load_cold,load_cached`` measures loading
-only.
+Prints two tables (loading; training and ranking per recipe, with each epoch's growth over the
+previous size) and writes JSON (``--out``) with the machine's CPU count and load average.
 ``--tiny`` (or ``--sizes tiny``: 2,000 rows) is for tests. Sizes: ``tiny``, ``0.1M``, ``1M``,
 ``10M`` or any count such as ``250k``.
 """
@@ -65,18 +68,102 @@ def _rss_mb() -> float:
     return round(peak / (1024 * 1024 if sys.platform == "darwin" else 1024), 1)
 
 
-def train_one_epoch(csv_path: str, split: Any, *, device: str, eval_batch_users: int
-                    ) -> tuple[Any, dict]:
-    """The one call of the trainer API: a GMF ``normal`` trainer on the file's ``split``, one
-    epoch. Returns (trainer, the epoch's metrics)."""
+def build_gmf_trainer(csv_path: str, split: Any, *, method: str, recipe: str, device: str,
+                      eval_batch_users: int) -> Any:
+    """The one call of the trainer API: a GMF ``method`` trainer on the file's ``split``."""
     from deca_tune.training import build_trainer
 
-    trainer = build_trainer({
+    return build_trainer({
         "task": "rec", "dataset": "csv", "dataset_options": {"path": csv_path, **CSV_OPTIONS},
-        "backbone": "gmf", "method": "normal", "max_epochs": 1, "seed": 0, "device": device,
-        "eval_batch_users": eval_batch_users,
+        "backbone": "gmf", "method": method, "max_epochs": 1, "seed": 0, "device": device,
+        "eval_batch_users": eval_batch_users, "recipe": recipe, "eval_splits": "selection",
+        "pretrain_cache": "off",
     }, split=split)
-    return trainer, trainer.train_epoch()
+
+
+def timed_epoch(trainer: Any, max_steps: int = 0) -> dict:
+    """One training epoch without evaluation, as :meth:`EpochTrainer.train_epoch` runs it:
+    ``sample_s`` (shuffling and the epoch's negatives, until the first batch), ``steps_s`` (the
+    optimiser steps), ``epoch_s`` (their sum). With ``max_steps`` > 0 only that many steps run
+    and ``steps_s`` is extrapolated to the epoch's steps (``steps_timed`` of ``steps_total``):
+    a step's cost does not change within an epoch."""
+    import math
+
+    trainer.prepare()
+    trainer.method.train()
+    trainer.method.on_epoch_start(trainer.epoch)
+    total = math.ceil(len(trainer.split.train) / int(trainer.spec["batch_size"]))
+    totals: dict = {}
+    batches = trainer.batches()
+    start = time.perf_counter()
+    batch = next(batches)
+    sampled = time.perf_counter()
+    steps = 0
+    while batch is not None:
+        loss, parts = trainer.batch_loss(batch)
+        trainer._optimizer_step(loss, parts, totals)
+        steps += 1
+        if max_steps and steps >= max_steps:
+            break
+        batch = next(batches, None)
+    end = time.perf_counter()
+    if steps == total:
+        trainer.after_epoch()
+    steps_s = (end - sampled) * total / steps
+    return {"sample_s": round(sampled - start, 3), "steps_s": round(steps_s, 3),
+            "epoch_s": round(sampled - start + steps_s, 3), "steps_timed": steps, "steps_total": total}
+
+
+def rank_and_probe(trainer: Any, split: Any, batch: int, device: str, max_users: int = 0) -> dict:
+    """One full ranking of every test user over every item (batches of ``batch`` users), and
+    the matrix-multiply floor of it: ``users x items x dim x 2`` FLOP at :func:`gemm_probe`'s
+    rate, measured at the same batch shape right after. ``max_users`` > 0: only the first that
+    many test users are ranked (``rank_s``, ``gemm_floor_s`` and their ratio are theirs) and
+    ``rank_all_s`` extrapolates to every test user (the cost is linear in users)."""
+    import numpy as np
+    import torch
+
+    from deca_tune.metrics.ranking import rank_metrics
+
+    test = split.test
+    all_users = np.unique(test[:, 0])
+    if max_users and len(all_users) > max_users:
+        test = test[np.isin(test[:, 0], all_users[:max_users])]
+    trainer.method.eval()
+    start = time.perf_counter()
+    with torch.no_grad():
+        res = rank_metrics(trainer.method.score_all, test, trainer.test_mask, split.n_users,
+                           split.n_items, (20,), batch_users=batch, device=trainer.device,
+                           owned_scores=True)
+    rank_s = time.perf_counter() - start
+    dim = trainer.method.f.user.weight.shape[1]
+    rate = gemm_probe(batch, dim, split.n_items, device)
+    floor = 2.0 * int(res["users"]) * split.n_items * dim / rate
+    return {"rank_s": round(rank_s, 3), "rank_users": int(res["users"]),
+            "rank_users_all": len(all_users),
+            "rank_all_s": round(rank_s * len(all_users) / max(int(res["users"]), 1), 3),
+            "test_ndcg@20": round(float(res["ndcg@20"]), 4), "gemm_gflops": round(rate / 1e9, 2),
+            "gemm_floor_s": float(f"{floor:.4g}"), "rank_over_floor": round(rank_s / floor, 2)}
+
+
+def gemm_probe(batch: int, dim: int, n_items: int, device: str, seconds: float = 1.0) -> float:
+    """FLOP/s of ``[batch, dim] @ [dim, n_items]`` into a reused output (the ranking's matrix
+    product at its batch size), timed over at least ``seconds``."""
+    import torch
+
+    a = torch.randn(batch, dim, device=device)
+    b = torch.randn(dim, n_items, device=device)
+    out = torch.empty(batch, n_items, device=device)
+    torch.mm(a, b, out=out)
+    reps, start = 0, time.perf_counter()
+    while True:
+        torch.mm(a, b, out=out)
+        reps += 1
+        if device != "cpu":
+            torch.cuda.synchronize()
+        elapsed = time.perf_counter() - start
+        if elapsed >= seconds:
+            return 2.0 * batch * dim * n_items * reps / elapsed
 
 
 def rank_batch_users(n_items: int, rank_mb: float) -> int:
@@ -85,7 +172,8 @@ def rank_batch_users(n_items: int, rank_mb: float) -> int:
 
 
 def run_phase(phase: str, csv_path: Path, *, rows: int, text_ids: bool, device: str,
-              rank_mb: float, threads: int) -> dict:
+              rank_mb: float, threads: int, max_steps: int = 0, rank: bool = True,
+              rank_max_users: int = 0) -> dict:
     """One phase in this process (see the module docstring); returns its measurements.
     ``*_base_rss_mb`` is the peak memory after the phase's imports, before its work."""
     import pandas  # noqa: F401  (imported before ``base``: not part of the phase's memory)
@@ -93,10 +181,9 @@ def run_phase(phase: str, csv_path: Path, *, rows: int, text_ids: bool, device: 
     from deca_tune.data import REC_DATASETS
 
     REC_DATASETS.get("csv")
-    if phase == "train":
+    if phase.startswith("train"):
         import torch
 
-        from deca_tune.metrics.ranking import rank_metrics
         from deca_tune.training import build_trainer  # noqa: F401
     base = _rss_mb()
     if phase == "write":
@@ -120,25 +207,29 @@ def run_phase(phase: str, csv_path: Path, *, rows: int, text_ids: bool, device: 
                     "train": stats["train"], "test": stats["test"],
                     "dropped_duplicates": stats.get("dropped_duplicates")}
                    if phase == "load_cold" else {})}
-    if phase == "train":
+    if phase.startswith("train"):
+        recipe = phase.split(":")[1] if ":" in phase else "published"
         if threads > 0:
             torch.set_num_threads(threads)
         split = REC_DATASETS.get("csv")(csv_path.parent, False, path=str(csv_path), **CSV_OPTIONS)
         batch = rank_batch_users(split.n_items, rank_mb)
-        trainer, metrics = train_one_epoch(str(csv_path), split, device=device,
-                                           eval_batch_users=batch)
-        trainer.method.eval()
-        start = time.perf_counter()
-        with torch.no_grad():
-            res = rank_metrics(trainer.method.score_all, split.test, trainer.test_mask,
-                               split.n_users, split.n_items, (20,), batch_users=batch,
-                               device=trainer.device)
-        return {"epoch_train_s": round(float(metrics["train_seconds"]), 3),
-                "epoch_s": round(float(metrics["epoch_seconds"]), 3),
-                "rank_s": round(time.perf_counter() - start, 3), "rank_users": int(res["users"]),
-                "rank_batch_users": batch, "test_ndcg@20": round(float(res["ndcg@20"]), 4),
-                "train_rss_mb": _rss_mb(), "train_base_rss_mb": base,
-                "torch_threads": torch.get_num_threads()}
+        out: dict[str, Any] = {"torch_threads": torch.get_num_threads(), "rank_batch_users": batch}
+        gmf = None
+        for method in ("normal", "deca"):
+            trainer = build_gmf_trainer(str(csv_path), split, method=method, recipe=recipe,
+                                        device=device, eval_batch_users=batch)
+            timing = timed_epoch(trainer, max_steps)
+            tag = "gmf" if method == "normal" else "deca"
+            out.update({f"{tag}_{k}": v for k, v in timing.items()})
+            out["recipe"] = trainer.training_recipe
+            if method == "normal":
+                gmf = trainer
+            else:
+                del trainer
+        if rank:
+            out.update(rank_and_probe(gmf, split, batch, device, rank_max_users))
+        out.update({"train_rss_mb": _rss_mb(), "train_base_rss_mb": base})
+        return out
     raise ValueError(f"unknown phase {phase!r}; choose one of: {', '.join(PHASES)}")
 
 
@@ -146,7 +237,9 @@ def _phase_in_subprocess(phase: str, csv_path: Path, cache: Path, args: argparse
                          rows: int) -> dict:
     cmd = [sys.executable, "-m", "deca_tune.bench.scale", "--phase", phase, "--csv", str(csv_path),
            "--rows", str(rows), "--ids", args.ids, "--device", args.device,
-           "--rank-mb", str(args.rank_mb), "--threads", str(args.threads)]
+           "--rank-mb", str(args.rank_mb), "--threads", str(args.threads),
+           "--max-steps", str(max_steps_of(args, phase)), "--rank", str(int(ranks(args, phase))),
+           "--rank-max-users", str(args.rank_max_users)]
     env = {**os.environ, "DECA_TUNE_CACHE": str(cache)}
     out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=args.timeout)
     if out.returncode != 0:
@@ -155,44 +248,102 @@ def _phase_in_subprocess(phase: str, csv_path: Path, cache: Path, args: argparse
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def ranks(args: argparse.Namespace, phase: str) -> bool:
+    """Whether the ``train:<recipe>`` phase also ranks (``--rank-with``; the ranking's cost does
+    not depend on the recipe that trained the weights)."""
+    return phase == f"train:{args.rank_with or args.recipes[-1]}"
+
+
+def max_steps_of(args: argparse.Namespace, phase: str) -> int:
+    """The step cap of a ``train:<recipe>`` phase (``--max-steps``, ``--max-steps-published``)."""
+    if phase == "train:published" and args.max_steps_published:
+        return int(args.max_steps_published)
+    return int(args.max_steps)
+
+
 def measure_size(label: str, rows: int, workdir: Path, args: argparse.Namespace) -> dict:
     """Every phase of one size; a failing phase is recorded (``<phase>_error``), not raised."""
     folder = workdir / label
     csv_path, cache = folder / "ratings.csv", folder / "cache"
     shutil.rmtree(cache, ignore_errors=True)
     row: dict[str, Any] = {"size": label, "rows_requested": rows}
-    for phase in PHASES:
-        if phase not in args.phases and not (phase == "write" and not csv_path.exists()):
+    for name in PHASES:
+        if name not in args.phases and not (name == "write" and not csv_path.exists()):
             continue
-        if phase == "write" and csv_path.exists() and args.reuse_files:
+        if name == "write" and csv_path.exists() and args.reuse_files:
             continue
-        if args.in_process:
-            old = os.environ.get("DECA_TUNE_CACHE")
-            os.environ["DECA_TUNE_CACHE"] = str(cache)
-            try:
-                from deca_tune.data import clear_cache
-
-                clear_cache()
-                result = run_phase(phase, csv_path, rows=rows, text_ids=args.ids == "text",
-                                   device=args.device, rank_mb=args.rank_mb, threads=args.threads)
-            except Exception as exc:  # noqa: BLE001 - recorded in the table
-                result = {f"{phase}_error": f"{type(exc).__name__}: {exc}"}
-            finally:
-                if old is None:
-                    os.environ.pop("DECA_TUNE_CACHE", None)
-                else:
-                    os.environ["DECA_TUNE_CACHE"] = old
-        else:
-            result = _phase_in_subprocess(phase, csv_path, cache, args, rows)
-        row.update(result)
-        if any(k.endswith("_error") for k in result):
-            break
+        for phase in ([f"train:{r}" for r in args.recipes] if name == "train" else [name]):
+            result = _measure_phase(phase, csv_path, cache, rows, args)
+            if phase.startswith("train:"):
+                result = {f"{phase[6:]}_{k}": v for k, v in result.items()}
+            row.update(result)
+            if any(k.endswith("_error") for k in result):
+                return row
     return row
 
 
+def _measure_phase(phase: str, csv_path: Path, cache: Path, rows: int, args: argparse.Namespace) -> dict:
+    """One phase, in a subprocess (its own peak memory) or with ``--in-process`` here."""
+    if not args.in_process:
+        return _phase_in_subprocess(phase, csv_path, cache, args, rows)
+    old = os.environ.get("DECA_TUNE_CACHE")
+    os.environ["DECA_TUNE_CACHE"] = str(cache)
+    try:
+        from deca_tune.data import clear_cache
+
+        clear_cache()
+        return run_phase(phase, csv_path, rows=rows, text_ids=args.ids == "text",
+                         device=args.device, rank_mb=args.rank_mb, threads=args.threads,
+                         max_steps=max_steps_of(args, phase), rank=ranks(args, phase),
+                         rank_max_users=args.rank_max_users)
+    except Exception as exc:  # noqa: BLE001 - recorded in the table
+        return {f"{phase}_error": f"{type(exc).__name__}: {exc}"}
+    finally:
+        if old is None:
+            os.environ.pop("DECA_TUNE_CACHE", None)
+        else:
+            os.environ["DECA_TUNE_CACHE"] = old
+
+
 COLUMNS = ["size", "rows", "users", "items", "file_mb", "write_s", "load_cold_s", "load_cached_s",
-           "load_cold_rss_mb", "load_cold_extra_mb", "epoch_train_s", "epoch_s", "rank_s",
-           "rank_batch_users", "train_rss_mb", "train_extra_mb"]
+           "load_cold_rss_mb", "load_cold_extra_mb"]
+#: the training table: one line per size and recipe
+TRAIN_COLUMNS = ["size", "recipe", "gmf_epoch_s", "gmf_growth", "deca_epoch_s", "deca_growth",
+                 "deca_over_gmf", "steps_timed", "rank_s", "rank_users", "rank_users_all",
+                 "rank_all_s", "rank_batch_users",
+                 "gemm_gflops", "gemm_floor_s", "rank_over_floor", "train_rss_mb", "train_extra_mb"]
+
+
+def format_training_table(rows: list[dict], recipes: list[str]) -> str:
+    """Training and ranking per size and recipe; ``*_growth``: the epoch's factor over the
+    previous size's (targets: at most 12x per 10x rows); ``steps_timed``: steps timed of the
+    epoch's (the rest extrapolated when fewer)."""
+    import pandas as pd
+
+    lines = []
+    for recipe in recipes:
+        previous: dict | None = None
+        for row in rows:
+            r = {k[len(recipe) + 1:]: v for k, v in row.items() if k.startswith(recipe + "_")}
+            if "gmf_epoch_s" not in r:
+                continue
+            line = {"size": row["size"], "recipe": r.get("recipe", recipe), **r,
+                    "deca_over_gmf": round(r["deca_epoch_s"] / r["gmf_epoch_s"], 2),
+                    "steps_timed": f"{r['gmf_steps_timed']}/{r['gmf_steps_total']}",
+                    "train_extra_mb": round(r["train_rss_mb"] - r["train_base_rss_mb"], 1)}
+            for tag in ("gmf", "deca"):
+                if previous is not None:
+                    line[f"{tag}_growth"] = round(r[f"{tag}_epoch_s"] / previous[f"{tag}_epoch_s"], 1)
+            lines.append(line)
+            previous = r
+    if not lines:
+        return ""
+    table = pd.DataFrame(lines)
+    table = table[[c for c in TRAIN_COLUMNS if c in table]]
+    try:
+        return table.to_markdown(index=False)
+    except ImportError:
+        return table.to_string(index=False)
 
 
 def format_table(rows: list[dict]) -> str:
@@ -200,7 +351,7 @@ def format_table(rows: list[dict]) -> str:
     import pandas as pd
 
     table = pd.DataFrame(rows)
-    for phase in ("load_cold", "train"):
+    for phase in ("load_cold",):
         if f"{phase}_rss_mb" in table and f"{phase}_base_rss_mb" in table:
             table[f"{phase}_extra_mb"] = (table[f"{phase}_rss_mb"]
                                           - table[f"{phase}_base_rss_mb"]).round(1)
@@ -236,19 +387,36 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--timeout", type=float, default=3600.0, help="seconds per phase")
     p.add_argument("--in-process", action="store_true",
                    help="run the phases in this process (faster; peak memory is then cumulative)")
+    p.add_argument("--recipes", default="published,linear",
+                   help="training recipes of the train phase (spec key recipe; default both)")
+    p.add_argument("--max-steps", type=int, default=0,
+                   help="time at most this many optimiser steps per epoch and extrapolate (0: all)")
+    p.add_argument("--max-steps-published", type=int, default=0,
+                   help="the same for the published recipe only (its 10M epoch takes minutes)")
+    p.add_argument("--rank-with", default=None,
+                   help="the recipe whose train phase also ranks (default: the last of --recipes)")
+    p.add_argument("--rank-max-users", type=int, default=0,
+                   help="rank only the first N test users and extrapolate (0: all)")
     # internal: one phase in this process, print its JSON
-    p.add_argument("--phase", choices=PHASES, help=argparse.SUPPRESS)
+    p.add_argument("--rank", type=int, default=1, help=argparse.SUPPRESS)
+    p.add_argument("--phase", help=argparse.SUPPRESS)
     p.add_argument("--csv", help=argparse.SUPPRESS)
     p.add_argument("--rows", type=int, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
 
     if args.phase:
         result = run_phase(args.phase, Path(args.csv), rows=args.rows, text_ids=args.ids == "text",
-                           device=args.device, rank_mb=args.rank_mb, threads=args.threads)
+                           device=args.device, rank_mb=args.rank_mb, threads=args.threads,
+                           max_steps=args.max_steps, rank=bool(args.rank),
+                           rank_max_users=args.rank_max_users)
         print(json.dumps(result))
         return 0
 
     args.phases = [ph.strip() for ph in args.phases.split(",") if ph.strip()]
+    args.recipes = [r.strip() for r in args.recipes.split(",") if r.strip()]
+    bad = sorted(set(args.recipes) - {"published", "linear"})
+    if bad:
+        p.error(f"unknown recipe(s) {', '.join(bad)}; choose from: published, linear")
     unknown = sorted(set(args.phases) - set(PHASES))
     if unknown:
         p.error(f"unknown phase(s) {', '.join(unknown)}; choose from: {', '.join(PHASES)}")
@@ -276,6 +444,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{machine['loadavg_start'][0]:.2f} -> {machine['loadavg_end'][0]:.2f} on "
           f"{machine['cpus']} CPUs)")
     print(format_table(rows))
+    print(format_training_table(rows, args.recipes))
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"machine": machine, "ids": args.ids, "device": args.device,

@@ -20,6 +20,8 @@ class NegativeSampler:
     #: up to this many user x item cells, membership is a lookup in a boolean table (one byte per
     #: cell); above, a binary search over the sorted positive keys (any data size)
     bitmap_cells = 1 << 25
+    #: above the bitmap's size: from this many queries, they are sorted before the binary search
+    sort_queries_from = 1 << 16
 
     def __init__(self, split: RecSplit) -> None:
         self.n_users, self.n_items = split.n_users, split.n_items
@@ -37,9 +39,20 @@ class NegativeSampler:
         keys = users * self.n_items + items
         if self._bitmap is not None:
             return self._bitmap[keys]
+        order = None
+        if len(keys) >= self.sort_queries_from:
+            # queries in increasing order: the binary searches walk the positive keys forwards
+            # and stay in the cache (10M-row file, 7.6M queries: 1.7 s instead of 10.5 s)
+            order = np.argsort(keys)
+            keys = keys[order]
         idx = np.searchsorted(self._positive_keys, keys)
         idx = np.minimum(idx, len(self._positive_keys) - 1)
-        return self._positive_keys[idx] == keys
+        hit = self._positive_keys[idx] == keys
+        if order is None:
+            return hit
+        out = np.empty_like(hit)
+        out[order] = hit
+        return out
 
     def _propose(self, n: int, rng: np.random.Generator) -> np.ndarray:
         return rng.integers(0, self.n_items, size=n)

@@ -143,8 +143,13 @@ class RankingEvaluator:
 
     @torch.no_grad()
     def evaluate(self, score_fn: ScoreFn, names: Sequence[str] | None = None,
-                 device: torch.device | str = "cpu") -> dict[str, dict[str, float]]:
-        """``{name: {"recall@K": .., "ndcg@K": .., "users": n}}`` for ``names`` (default: all)."""
+                 device: torch.device | str = "cpu", owned_scores: bool = False,
+                 ) -> dict[str, dict[str, float]]:
+        """``{name: {"recall@K": .., "ndcg@K": .., "users": n}}`` for ``names`` (default: all).
+
+        ``owned_scores``: ``score_fn`` returns a new tensor each call (every rec method's
+        ``score_all``), so the first mask may be written into it instead of into a copy, when no
+        later mask starts again from the raw scores: one pass over the score matrix less."""
         device = torch.device(device)
         names = self.names if names is None else [n for n in self.names if n in set(names)]
         needed = {self._mask_of[n] for n in names}
@@ -156,6 +161,8 @@ class RankingEvaluator:
         sums = {n: {f"{m}@{k}": 0.0 for k in ks for m in ("recall", "ndcg")} for n in names}
         discounts = 1.0 / torch.log2(torch.arange(2, max_k + 2, device=device, dtype=torch.float64))
         idcg_table = torch.cumsum(discounts, 0)
+        # the raw scores are needed again only if a mask after the first starts from them
+        reuse_raw = owned_scores and not any(restart for _, _, restart in steps[1:])
         for start in range(0, len(users), self.batch_users):
             batch = users[start:start + self.batch_users]
             batch_t = torch.as_tensor(batch, device=device)
@@ -163,7 +170,7 @@ class RankingEvaluator:
             current: torch.Tensor | None = None
             for j, extra, restart in steps:
                 if current is None or restart:
-                    current = _masked(raw, extra, batch, device, inplace=False)
+                    current = _masked(raw, extra, batch, device, inplace=reuse_raw)
                 else:
                     current = _masked(current, extra, batch, device, inplace=True)
                 if j not in needed:
@@ -197,11 +204,11 @@ class RankingEvaluator:
 
 def rank_metrics(score_fn: ScoreFn, relevant: np.ndarray, mask: np.ndarray, n_users: int,
                  n_items: int, ks: Sequence[int], batch_users: int = 1024,
-                 device: torch.device | str = "cpu") -> dict[str, float]:
+                 device: torch.device | str = "cpu", owned_scores: bool = False) -> dict[str, float]:
     """Recall@K and NDCG@K of ``score_fn`` (users -> ``[B, n_items]`` scores).
 
     ``relevant``: ``[n, 2]`` held-out (user, item) pairs; ``mask``: pairs never ranked.
     Returns ``{"recall@K": ..., "ndcg@K": ..., "users": n_evaluated}``.
     """
     evaluator = RankingEvaluator({"split": (relevant, mask)}, n_users, n_items, ks, batch_users)
-    return evaluator.evaluate(score_fn, device=device)["split"]
+    return evaluator.evaluate(score_fn, device=device, owned_scores=owned_scores)["split"]

@@ -13,6 +13,19 @@ from deca_tune.tasks.base import SpecError, Task, check_range
 SELECTION_K = 20
 #: values of the spec key ``eval_splits``
 EVAL_SPLIT_CHOICES = ("all", "selection")
+#: values of the spec key ``recipe`` (docs/training-recipes.md): ``published``: the backbone's
+#: published L2 over whole tables and dense Adam (cost per epoch ~ steps x parameters);
+#: ``linear``: L2 on the rows a batch looks up and Adam on those rows only (cost ~ rows of the
+#: data); ``auto``: ``linear`` for the data sets of :data:`LINEAR_DEFAULT_DATASETS` with at
+#: least :data:`LINEAR_RECIPE_MIN_ROWS` training pairs, else ``published``
+RECIPES = ("auto", "published", "linear")
+#: the data sets (bring-your-own and generated) whose ``auto`` recipe can be ``linear``; the
+#: paper's data sets always train with the published recipe unless the spec says otherwise
+LINEAR_DEFAULT_DATASETS = ("csv", "synthetic")
+#: training pairs from which ``auto`` means ``linear`` on those data sets (docs/benchmarks.md,
+#: "Scale": GMF's epochs under both recipes cross near 760k pairs, DeCA's earlier; below, the
+#: lazy update's fixed cost per step exceeds the dense update of small tables)
+LINEAR_RECIPE_MIN_ROWS = 500_000
 
 DEFAULTS: dict[str, Any] = {
     "dataset": "ml-100k", "backbone": "gmf", "method": "normal", "max_epochs": 20,
@@ -32,7 +45,23 @@ DEFAULTS: dict[str, Any] = {
     # negative each; stop at the 2nd rise over the previous value, rises never reset; mid-epoch)
     "early_stop": None,
     "early_stop_every": 500,
+    # training recipe: auto | published | linear (see RECIPES; docs/training-recipes.md)
+    "recipe": "auto",
 }
+
+
+def resolve_recipe(spec: Mapping[str, Any], n_train: int) -> str:
+    """The recipe a run with ``spec`` trains with on a split of ``n_train`` training pairs:
+    the spec's ``recipe``, or for ``auto`` ``linear`` on ``csv``/``synthetic`` data with at least
+    :data:`LINEAR_RECIPE_MIN_ROWS` training pairs and ``published`` otherwise."""
+    recipe = spec.get("recipe", "auto") or "auto"
+    if recipe not in RECIPES:
+        raise SpecError("recipe", f"unknown value {recipe!r}; choose one of: {', '.join(RECIPES)}")
+    if recipe != "auto":
+        return recipe
+    if spec.get("dataset") in LINEAR_DEFAULT_DATASETS and int(n_train) >= LINEAR_RECIPE_MIN_ROWS:
+        return "linear"
+    return "published"
 
 
 def build_split(spec: Mapping[str, Any]) -> Any:
@@ -62,6 +91,8 @@ def check(spec: Mapping[str, Any]) -> None:
     if spec.get("early_stop") not in (None, "authors"):
         raise SpecError("early_stop", f"unknown value {spec['early_stop']!r}; choose null or authors")
     check_range(spec, "early_stop_every", 1, integer=True)
+    if spec.get("recipe", "auto") not in RECIPES:
+        raise SpecError("recipe", f"unknown value {spec['recipe']!r}; choose one of: {', '.join(RECIPES)}")
 
 
 REC = TASKS.register("rec")(Task(

@@ -2,7 +2,9 @@
 
 Per epoch: shuffle the training positives, sample ``neg_ratio`` negatives for each with the
 method's sampler, run mini-batches of ``method.batch_loss`` + ``l2 / (2 n_users) * ||theta||^2``
-(the DeCA authors' scaling of lambda, over the target model's parameters) with Adam, then
+(the DeCA authors' scaling of lambda, over the target model's parameters) with Adam (spec
+``recipe: published``), or + the L2 of the rows the batch looks up with Adam on those rows only
+(``recipe: linear``, :meth:`RecTrainer.batch_l2`, :class:`~deca_tune.training.adam.LazyAdam`), then
 evaluate by full ranking on the validation and test splits. Early stopping watches the selection
 metric (noisy validation NDCG@20, or clean validation under the ``paper`` protocol) and
 :meth:`fit` restores the best epoch. The epoch skeleton is :class:`EpochTrainer`'s. Nothing here
@@ -18,10 +20,11 @@ import torch
 
 from deca_tune.data.sampling import SAMPLERS
 from deca_tune.methods.rec.base import RecMethod, takes_row_negatives
-from deca_tune.models.rec.base import recipe_of
+from deca_tune.methods.rec.normal import pair_index
+from deca_tune.models.rec.base import RecBackbone, add_row_grads, recipe_of
 from deca_tune.metrics.ranking import RankingEvaluator
-from deca_tune.tasks.rec import SELECTION_K
-from deca_tune.training.adam import Adam
+from deca_tune.tasks.rec import SELECTION_K, resolve_recipe
+from deca_tune.training.adam import Adam, LazyAdam
 from deca_tune.training.base import EpochTrainer
 
 #: the splits evaluated every epoch and the pairs masked when ranking for each
@@ -50,9 +53,17 @@ class RecTrainer(EpochTrainer):
         self.method: RecMethod = self.task.method_class(s["method"])(s, self.split)
         self.method.to(self.device)
         self.sampler = SAMPLERS.get(s["sampler"] or self.method.sampler)(self.split)
+        #: ``published`` or ``linear`` (spec ``recipe``, ``auto`` resolved on this split)
+        self.training_recipe = resolve_recipe(s, len(self.split.train))
+        self.linear = self.training_recipe == "linear"
+        if self.linear:  # sparse gradients of the looked-up rows, updated alone (LazyAdam)
+            for module in self.method.modules():
+                if isinstance(module, RecBackbone):
+                    module.use_row_gradients(True)
         # torch.optim.Adam's default update, bit for bit, without importing torch._dynamo (issue 13;
         # torch's fused=True Adam was no faster here and rounds differently)
-        self.optimizer = Adam(self.method.trainable_parameters(), lr=float(s["lr"]))
+        optimizer = LazyAdam if self.linear else Adam
+        self.optimizer = optimizer(self.method.trainable_parameters(), lr=float(s["lr"]))
         # the authors' code: lambda0 * 1/2 * sum ||theta||^2 / n_users, added to every batch loss
         self.l2_weight = float(s["l2"]) / (2.0 * self.split.n_users)
         #: pairs never ranked when scoring the test splits (the protocol's mask)
@@ -107,17 +118,60 @@ class RecTrainer(EpochTrainer):
             loss, parts = self.method.batch_loss(*batch[:3], self.step, neg_users=batch[3])
         else:
             loss, parts = self.method.batch_loss(*batch, self.step)
-        return loss + self.l2_penalty(), parts
+        return loss + self.l2_penalty(batch), parts
 
-    def l2_penalty(self) -> torch.Tensor | float:
+    def l2_penalty(self, batch: tuple[torch.Tensor, ...] | None = None) -> torch.Tensor | float:
         """The backbone recipe's L2 (``TrainingRecipe.l2``) over the method's regularised
-        parameters: ``l2 / (2 n_users) * sum ||p||^2``, or ``l2 * sum_p ||p||_2`` (authors' CDAE)."""
+        parameters: ``l2 / (2 n_users) * sum ||p||^2``, or ``l2 * sum_p ||p||_2`` (authors' CDAE);
+        under ``recipe: linear`` the batch form :meth:`batch_l2` (``batch`` needed)."""
         if not float(self.spec["l2"]) > 0:
             return 0.0
+        if self.linear:
+            if batch is None:
+                raise ValueError("recipe linear: the L2 penalty is the batch's; pass the batch")
+            return self.batch_l2(batch)
         params = self.method.regularised_parameters()
         if self.recipe.l2 == "norm":
             return float(self.spec["l2"]) * sum(p.norm(2) for p in params)
         return squared_l2(self.l2_weight, params)
+
+    def batch_l2(self, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        """The ``linear`` recipe's L2 (LightGCN's and RecBole's form: the rows a batch looks up)::
+
+            l2 / (2 P) * sum_{(u, i) scored} (sum_T ||T_u||^2 + sum_T' ||T'_i||^2)
+              + l2 / (2 n_users) * ||theta_rest||^2
+
+        ``P`` the batch's scored pairs (positives and negatives), ``T`` / ``T'`` the user /
+        item tables of each regularised model (``RecBackbone.user_tables``, ``item_tables``;
+        ``RecMethod.regularised_rows``), each row counted once per pair that scores it;
+        ``theta_rest`` the regularised parameters outside those tables (GMF's output layer,
+        NeuMF's tower), small and dense, with the published scaling. On average a user's rows
+        get the published form's gradient per epoch. Always squared (also for CDAE, whose
+        published form is ``l2 * sum ||p||_2``).
+
+        The tables' part goes without autograd: its value (no gradient) joins the loss, its
+        gradient ``l2 / P * T_u`` per occurrence goes straight to the table's row gradients
+        (``add_row_grads``, applied by ``LazyAdam``), one gather per table instead of a lookup,
+        a square, a sum and their backward."""
+        users, pos, neg = batch[:3]
+        neg_users = batch[3] if len(batch) == 4 else None
+        all_users, all_items = pair_index(users, pos, neg, neg_users)
+        l2 = float(self.spec["l2"])
+        scale = l2 / (2.0 * all_users.numel())
+        total = torch.zeros((), device=self.device)
+        tabled: set[int] = set()
+        with torch.no_grad():
+            for model, u, i in self.method.regularised_rows(all_users, all_items):
+                user_tables, item_tables = model.row_tables()
+                for table, index in [(t, u) for t in user_tables] + [(t, i) for t in item_tables]:
+                    tabled.add(id(table))
+                    rows = table.index_select(0, index)
+                    total += rows.pow(2).sum()
+                    if table.requires_grad:
+                        add_row_grads(table, index, rows.mul_(2.0 * scale))
+        penalty = scale * total
+        rest = [p for p in self.method.regularised_parameters() if id(p) not in tabled]
+        return penalty + squared_l2(self.l2_weight, rest) if rest else penalty
 
     # ---------------------------------------------------------------- evaluation
     def eval_masks(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -155,7 +209,8 @@ class RecTrainer(EpochTrainer):
             names = list(self.eval_masks())
         else:
             names = [splits] if isinstance(splits, str) else list(splits)
-        res = self.evaluator.evaluate(self.method.score_all, names, device=self.device)
+        res = self.evaluator.evaluate(self.method.score_all, names, device=self.device,
+                                      owned_scores=bool(getattr(self.method, "fresh_scores", False)))
         return {f"{name}/{k}": v for name in names if name in res for k, v in res[name].items()}
 
     def train_epoch(self) -> dict[str, float]:

@@ -21,10 +21,21 @@ class RecMethod(Method):
     task = "rec"
     #: negative sampler this method trains with (``deca_tune.data.sampling.SAMPLERS``)
     sampler: str = "uniform"
+    #: :meth:`score_all` returns a new tensor on every call (true of every built-in backbone and
+    #: method), so the evaluation may mask it in place (``RankingEvaluator``'s ``owned_scores``);
+    #: set False if yours returns a tensor it keeps
+    fresh_scores: bool = True
 
     def regularised_parameters(self) -> list[nn.Parameter]:
         """Parameters under the L2 penalty ``l2 / (2 n_users) * ||theta||^2``: the target model's."""
         return list(self.f.parameters())
+
+    def regularised_rows(self, users: torch.Tensor, items: torch.Tensor
+                         ) -> list[tuple[nn.Module, torch.Tensor, torch.Tensor]]:
+        """``recipe: linear``: ``(backbone, user index, item index)`` of every regularised model
+        on this batch, whose ``user_tables`` / ``item_tables`` rows at those indices carry the
+        batch L2 (``RecTrainer.batch_l2``); ``users``/``items``: the batch's scored pairs."""
+        return [(self.f, users, items)]
 
     def batch_loss(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor,
                    step: int) -> tuple[torch.Tensor, dict[str, float]]:

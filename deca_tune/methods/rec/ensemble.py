@@ -25,7 +25,7 @@ from torch import nn
 
 from deca_tune.data.sampling import SAMPLERS
 from deca_tune.methods.registry import REC_METHODS
-from deca_tune.methods.rec.normal import Normal, bce_loss, pair_logits
+from deca_tune.methods.rec.normal import Normal, bce_loss, pair_index, pair_logits
 
 TWIN_SEED_OFFSET = 1000
 
@@ -44,9 +44,17 @@ class Ensemble(Normal):
         self._ratio = int(self.spec.get("neg_ratio", 1))
         self._users = self._pos = self._neg = None
         self._first_step: int | None = None
+        self._last_twin: tuple[torch.Tensor, ...] | None = None
 
     def regularised_parameters(self) -> list[nn.Parameter]:
         return list(self.f.parameters()) + list(self.twin.parameters())
+
+    def regularised_rows(self, users, items):
+        """``f`` on the loop's batch, the twin on its own (the last :meth:`batch_loss`'s)."""
+        rows = [(self.f, users, items)]
+        if self._last_twin is not None:
+            rows.append((self.twin, *pair_index(*self._last_twin)))
+        return rows
 
     def on_epoch_start(self, epoch: int) -> None:
         train = self.split.train
@@ -67,6 +75,7 @@ class Ensemble(Normal):
     def batch_loss(self, users, pos, neg, step):
         loss_f = bce_loss(*pair_logits(self.f, users, pos, neg))
         t_users, t_pos, t_neg = self._twin_batch(step, len(users), users.device)
+        self._last_twin = (t_users, t_pos, t_neg)
         loss_twin = bce_loss(*pair_logits(self.twin, t_users, t_pos, t_neg))
         return loss_f + loss_twin, {"bce": float(loss_f.detach()), "bce_twin": float(loss_twin.detach())}
 

@@ -44,7 +44,7 @@ from torch import nn
 
 from deca_tune.data.interactions import RecSplit
 from deca_tune.models.registry import REC_BACKBONES
-from deca_tune.models.rec.base import RecBackbone, TrainingRecipe, init_embedding
+from deca_tune.models.rec.base import RecBackbone, TrainingRecipe, embed, init_embedding
 from deca_tune.models.rec.graph import csr_rows, gather_rows
 
 #: the DeCA authors' CDAE training (train.py:206-313): user-row batches, summed BCE, unsquared L2
@@ -67,6 +67,7 @@ class CDAE(RecBackbone):
     """The DeCA authors' CDAE (see the module docstring)."""
 
     recipe = AUTHORS_CDAE_RECIPE
+    user_tables, item_tables = ("user_node",), ("decoder",)
 
     def __init__(self, n_users: int, n_items: int, indptr: torch.Tensor, row_items: torch.Tensor,
                  hidden: int = 32, corruption: float = 0.5, batch_users: int = 2048) -> None:
@@ -133,14 +134,14 @@ class CDAE(RecBackbone):
             keep = torch.rand(items.shape, device=items.device) >= self.corruption
             x = x * keep.float() / (1.0 - self.corruption)
         enc = self.encoder(items, offsets, per_sample_weights=x)
-        return torch.tanh(enc + self.encoder_bias + self.user_node(users))
+        return torch.tanh(enc + self.encoder_bias + embed(self.user_node, users))
 
     def forward(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         # one hidden layer per distinct user: one corruption draw and one batch normalisation
         # for all pairs of the call (the authors score every entry from one forward of the batch)
         uniq, inverse = torch.unique(users, return_inverse=True)
         h = self.hidden(uniq)[inverse]
-        return (h * self.decoder(items)).sum(-1) + self.decoder_bias[items]
+        return (h * embed(self.decoder, items)).sum(-1) + self.decoder_bias[items]
 
     def score_all(self, users: torch.Tensor) -> torch.Tensor:
         uniq, inverse = torch.unique(users, return_inverse=True)
@@ -150,6 +151,8 @@ class CDAE(RecBackbone):
 @REC_BACKBONES.register("cdae-pairwise")
 class CDAEPairwise(RecBackbone):
     """This project's earlier CDAE (sigmoid, corruption 0.2, no normalisation, pairwise training)."""
+
+    user_tables, item_tables = ("user_node",), ("decoder",)
 
     def __init__(self, n_users: int, n_items: int, indptr: torch.Tensor, row_items: torch.Tensor,
                  hidden: int = 32, corruption: float = 0.2) -> None:
@@ -177,12 +180,12 @@ class CDAEPairwise(RecBackbone):
             keep = torch.rand(items.shape, device=items.device) >= self.corruption
             weights = keep.float() / (1.0 - self.corruption)
         enc = self.encoder(items, offsets, per_sample_weights=weights)
-        return torch.sigmoid(enc + self.user_node(users) + self.hidden_bias)
+        return torch.sigmoid(enc + embed(self.user_node, users) + self.hidden_bias)
 
     def forward(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         uniq, inverse = torch.unique(users, return_inverse=True)
         h = self.hidden(uniq)[inverse]
-        return (h * self.decoder(items)).sum(-1) + self.decoder_bias[items]
+        return (h * embed(self.decoder, items)).sum(-1) + self.decoder_bias[items]
 
     def score_all(self, users: torch.Tensor) -> torch.Tensor:
         return self.hidden(users) @ self.decoder.weight.T + self.decoder_bias

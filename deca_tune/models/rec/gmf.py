@@ -10,6 +10,8 @@ from deca_tune.models.rec.base import RecBackbone, init_embedding, lookup
 
 @REC_BACKBONES.register("gmf")
 class GMF(RecBackbone):
+    user_tables, item_tables = ("user",), ("item",)
+
     def __init__(self, n_users: int, n_items: int, dim: int = 32) -> None:
         super().__init__()
         self.n_users, self.n_items = n_users, n_items
@@ -25,4 +27,6 @@ class GMF(RecBackbone):
     def score_all(self, users: torch.Tensor) -> torch.Tensor:
         # (p_u * q_i) . w + b  ==  (p_u * w) . q_i + b, so one matrix product scores every item
         weighted = self.user(users) * self.predict.weight.squeeze(0)
-        return weighted @ self.item.weight.T + self.predict.bias
+        # addmm: the bias added in the product's output pass, not in a second pass over the
+        # scores (the same numbers as ``@`` then ``+`` here; issue 21's full ranking at 10M rows)
+        return torch.addmm(self.predict.bias, weighted, self.item.weight.T)

@@ -23,6 +23,8 @@ from deca_tune.models.rec.graph import SparseRows, normalized_adjacency, symmetr
 
 @REC_BACKBONES.register("lightgcn")
 class LightGCN(RecBackbone):
+    user_tables, item_tables = ("user",), ("item",)
+
     def __init__(self, n_users: int, n_items: int, adjacency: torch.Tensor, dim: int = 64,
                  num_layers: int = 3) -> None:
         super().__init__()

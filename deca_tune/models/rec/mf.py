@@ -9,6 +9,8 @@ from deca_tune.models.rec.base import RecBackbone, init_embedding, lookup
 
 @REC_BACKBONES.register("mf")
 class MF(RecBackbone):
+    user_tables, item_tables = ("user",), ("item",)
+
     def __init__(self, n_users: int, n_items: int, dim: int = 32) -> None:
         super().__init__()
         self.n_users, self.n_items = n_users, n_items

@@ -24,6 +24,7 @@ class NeuMF(RecBackbone):
     score_item_block = 512
     #: training forward: the first tower layer factorised over the embedding tables (see forward)
     factorised_forward = True
+    user_tables, item_tables = ("user_gmf", "user_mlp"), ("item_gmf", "item_mlp")
 
     def __init__(self, n_users: int, n_items: int, dim: int = 32, num_layers: int = 3,
                  dropout: float = 0.0) -> None:
@@ -47,6 +48,12 @@ class NeuMF(RecBackbone):
                 nn.init.zeros_(m.bias)
         nn.init.kaiming_uniform_(self.predict.weight, a=1, nonlinearity="sigmoid")
         nn.init.zeros_(self.predict.bias)
+
+    def use_row_gradients(self, on: bool = True) -> None:
+        """:meth:`RecBackbone.use_row_gradients`; the factorised forward reads whole tables, so
+        it is off while row gradients are on."""
+        super().use_row_gradients(on)
+        self.factorised_forward = not on
 
     def _fuse(self, u_gmf, i_gmf, u_mlp, i_mlp) -> torch.Tensor:
         gmf = u_gmf * i_gmf
