@@ -14,7 +14,7 @@ from deca_tune.methods.scores import training_positive_scores
 from deca_tune.tasks import get_task
 from deca_tune.training.rec_trainer import RecTrainer
 
-METHODS = ["normal", "deca", "deca_p", "deca-dp", "deca-dn", "deca_p-dp", "deca_p-dn", "tce", "wbpr",
+METHODS = ["normal", "deca", "deca_p", "deca-dp", "deca-dn", "deca_p-dp", "deca_p-dn", "tce", "rce", "wbpr",
            "ensemble"]
 BACKBONES = ["mf", "gmf", "neumf", "cdae", "lightgcn"]
 TINY = {"n_users": 40, "n_items": 30, "dim": 4, "like_rate": 0.2, "seed": 3}
