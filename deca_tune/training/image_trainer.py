@@ -6,9 +6,9 @@ batches are index slices. Per epoch: the method picks the training rows (all, or
 subset), the loop shuffles them with its own generator, and runs mini-batches (normalised,
 augmented for CIFAR, channels-last for convolutional backbones) of ``method.batch_loss`` with
 SGD + momentum (or Adam) on ``method.trainable_parameters()`` (optionally under bf16 autocast,
-spec ``precision``); the learning rate follows a per-epoch cosine, step (x0.1 at 50% and 75%) or
-step60 (x0.2 at 60%) schedule over the method's horizon (``max_epochs``, or an ITLM round: a method that sets
-``restart_schedule`` gets the optimiser state cleared and the schedule restarted). Then it
+spec ``precision``); the learning rate follows a per-epoch cosine, step (x0.1 at 50% and 75%)
+or step60 (x0.2 at 60%) schedule over the method's horizon (``max_epochs``, or an ITLM round: a
+method that sets ``restart_schedule`` gets the optimiser state cleared and the schedule restarted). Then it
 measures accuracy (inference mode) on the noisy validation split, the clean validation labels,
 the clean test split and a fixed probe of training images (``train/accuracy`` on their noisy
 labels, ``train_noisy/memorised``), and calls ``method.on_epoch_end``. Model selection / early

@@ -8,6 +8,7 @@ evaluation and checkpoints.
 from __future__ import annotations
 
 import inspect
+from typing import Any, Mapping
 
 import numpy as np
 import torch
@@ -69,7 +70,7 @@ def takes_row_negatives(method: RecMethod) -> bool:
 LOSS_SCALES = ("deca", "denoisingrec")
 
 
-def check_loss_scale(spec, key: str = "loss_scale") -> None:
+def check_loss_scale(spec: Mapping[str, Any], key: str = "loss_scale") -> None:
     """A :class:`deca_tune.tasks.base.SpecError` naming ``key`` unless it is one of ``LOSS_SCALES``."""
     from deca_tune.tasks.base import SpecError  # tasks import the method registries
 

@@ -57,7 +57,7 @@ class Ensemble(Normal):
         if self.members == 1:
             return
         twin_seed = int(self.spec["seed"]) + TWIN_SEED_OFFSET
-        self.twin: nn.Module = self.make_backbone(self.spec["backbone"], seed=twin_seed)
+        self.twin = self.make_backbone(self.spec["backbone"], seed=twin_seed)
         self._rng = np.random.default_rng(twin_seed)
         self._sampler = SAMPLERS.get(self.spec.get("sampler") or self.sampler)(split)
         self._batch_size = int(self.spec["batch_size"])
