@@ -29,7 +29,7 @@ from analysis.experiment import GROUP_KEYS, Experiment
 
 #: display names, in the paper's order (unknown methods keep their name and go last)
 METHOD_NAMES: dict[str, str] = {
-    "normal": "Normal", "wbpr": "WBPR", "tce": "T-CE", "ensemble": "Ensemble",
+    "normal": "Normal", "wbpr": "WBPR", "tce": "T-CE", "rce": "R-CE", "ensemble": "Ensemble",
     "mwnet": "MW-Net", "itlm": "ITLM",
     "deca": "DeCA", "deca_p": "DeCA(p)",
     "deca-dp": "DeCA-DP", "deca-dn": "DeCA-DN", "deca_p-dp": "DeCA(p)-DP", "deca_p-dn": "DeCA(p)-DN",
@@ -46,7 +46,7 @@ DATASET_NAMES: dict[str, str] = {
     "cifar10": "CIFAR-10",
 }
 #: the methods the star rule compares (paper Tables 2/3)
-BASELINES: tuple[str, ...] = ("normal", "wbpr", "tce", "ensemble")
+BASELINES: tuple[str, ...] = ("normal", "wbpr", "tce", "rce", "ensemble")
 DENOISING: tuple[str, ...] = ("deca", "deca_p", "deca-dp", "deca-dn", "deca_p-dp", "deca_p-dn")
 ABLATION_ROWS: tuple[str, ...] = ("deca-dp", "deca-dn", "deca", "deca_p-dp", "deca_p-dn", "deca_p")
 #: the two K of each data set (paper 5.1.2; Table 2's MovieLens columns are R@3, R@20 on the

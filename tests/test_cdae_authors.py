@@ -172,7 +172,11 @@ def test_methods_without_neg_users_get_pairs():
     split = small_split()
     assert trainer(method="deca", split=split).row_batching
     assert trainer(method="deca_p", split=split).row_batching
-    assert not trainer(method="tce", split=split).row_batching
+    # T-CE and R-CE need no pairing (issue 17: they train as normal does, on rows)
+    assert trainer(method="tce", split=split).row_batching
+    assert trainer(method="rce", split=split).row_batching
+    assert not trainer(method="wbpr", split=split).row_batching
+    assert not trainer(method="ensemble", split=split).row_batching
     assert not trainer(backbone="cdae-pairwise", split=split).row_batching
 
 

@@ -84,7 +84,7 @@ def test_itlm_warm_keeps_the_smallest_losses_of_the_current_model(split):
 
 
 def test_itlm_faithful_selects_with_the_best_checkpoint_of_the_round_then_reinitialises(split):
-    m = _make("itlm", "mlp", split, trim_ratio=0.25, round_epochs=2)
+    m = _make("itlm", "mlp", split, trim_ratio=0.25, round_epochs=2, itlm_form="faithful")
     assert m.form == "faithful"
     init = copy.deepcopy(m.f.state_dict())
     # epoch 0 ends with weights A (valid 0.5), epoch 1 with weights B (valid 0.3): A is the round's best

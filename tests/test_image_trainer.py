@@ -131,7 +131,8 @@ def test_bad_spec_values_fail_clearly():
 
 def test_itlm_faithful_restarts_the_schedule_and_the_optimiser_every_round():
     base = 0.05
-    t = ImageTrainer(_spec("itlm", max_epochs=5, round_epochs=2, schedule="cosine", trim_ratio=0.25))
+    t = ImageTrainer(_spec("itlm", max_epochs=5, round_epochs=2, schedule="cosine", trim_ratio=0.25,
+                           itlm_form="faithful"))
     lrs, rows, momenta = [], [], []
     real = t._restart_schedule
 
@@ -156,7 +157,7 @@ def test_itlm_faithful_restarts_the_schedule_and_the_optimiser_every_round():
 
 
 def test_itlm_faithful_reinitialises_and_resume_mid_round_is_bit_exact():
-    spec = _spec("itlm", max_epochs=5, round_epochs=2, trim_ratio=0.25)
+    spec = _spec("itlm", max_epochs=5, round_epochs=2, trim_ratio=0.25, itlm_form="faithful")
     a = ImageTrainer(spec)
     states, metrics = {}, []
     while not a.finished:
@@ -174,6 +175,50 @@ def test_itlm_faithful_reinitialises_and_resume_mid_round_is_bit_exact():
                 assert torch.equal(pa, pb), name
     # the round boundary re-initialises f: epoch 3's loss is back near log(10) (a fresh net)
     assert metrics[2]["loss"] > metrics[1]["loss"]
+
+
+def test_itlm_official_rounds_plain_sgd_and_lr_x02_at_60_percent_of_every_round():
+    from deca_tune.methods.image.itlm import official_rounds
+
+    # 80 : 20 x 4 : 133 x 4 scaled; 60 epochs (the memorise preset): round ends at
+    # round(60 * [80, 100, 120, 140, 160, 293, 426, 559, 692] / 692) = 7, 9, 10, 12, 14, 25, 37, 48, 60
+    assert official_rounds(692) == [80, 20, 20, 20, 20, 133, 133, 133, 133]
+    assert official_rounds(60) == [7, 2, 1, 2, 2, 11, 12, 11, 12]
+    assert official_rounds(10) == [1, 1, 2, 2, 2, 2] and official_rounds(1) == [1]
+    t = ImageTrainer(_spec("itlm", max_epochs=10, momentum=0.9, weight_decay=5e-4, schedule="cosine",
+                           trim_ratio="noise_rate"))
+    assert t.method.form == "official" and t.method.trim_ratio == 0.4  # 1 - noise rate kept
+    group = t.optimizer.param_groups[0]
+    assert isinstance(t.optimizer, torch.optim.SGD) and group["momentum"] == 0 and group["weight_decay"] == 0
+    lrs, rows = [], []
+    while not t.finished:
+        m = t.train_epoch()
+        lrs.append(m["lr"])
+        rows.append(m["train_rows"])
+    base, low = 0.05, 0.05 * 0.2
+    # rounds of 1, 1, 2, 2, 2, 2 epochs: lr x0.2 from epoch int(0.6 * length) = 0 (1-epoch rounds)
+    # or 1 (2-epoch rounds) of every round, back to the base lr at every round's start
+    assert lrs == pytest.approx([low, low, base, low, base, low, base, low, base, low])
+    n = len(t.split.train_y_noisy)
+    assert rows == [n] + [int(0.6 * n)] * 9
+    from deca_tune.methods import IMAGE_METHODS
+    assert IMAGE_METHODS.get("itlm").defaults["trim_ratio"] == "noise_rate"
+    assert ImageTrainer(_spec("itlm", trim_ratio=0.1)).method.trim_ratio == 0.1
+    with pytest.raises(ValueError, match="trim_ratio"):
+        ImageTrainer(_spec("itlm", trim_ratio="half"))
+
+
+def test_itlm_official_resume_mid_round_is_bit_exact():
+    spec = _spec("itlm", max_epochs=10)
+    a = ImageTrainer(spec)
+    states, metrics = {}, []
+    while not a.finished:
+        metrics.append(a.train_epoch())
+        states[a.epoch] = a.state_dict()
+    b = ImageTrainer(spec)
+    b.load_state_dict(states[3])  # mid-round 2 (epochs 2-3)
+    for ma in metrics[3:]:
+        _same(ma, b.train_epoch())
 
 
 def test_conv_backbones_train_channels_last_and_match_the_contiguous_run():

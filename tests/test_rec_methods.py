@@ -14,7 +14,7 @@ from deca_tune.methods.scores import training_positive_scores
 from deca_tune.tasks import get_task
 from deca_tune.training.rec_trainer import RecTrainer
 
-METHODS = ["normal", "deca", "deca_p", "deca-dp", "deca-dn", "deca_p-dp", "deca_p-dn", "tce", "wbpr",
+METHODS = ["normal", "deca", "deca_p", "deca-dp", "deca-dn", "deca_p-dp", "deca_p-dn", "tce", "rce", "wbpr",
            "ensemble"]
 BACKBONES = ["mf", "gmf", "neumf", "cdae", "lightgcn"]
 TINY = {"n_users": 40, "n_items": 30, "dim": 4, "like_rate": 0.2, "seed": 3}
@@ -136,10 +136,27 @@ def prior_key(spec: dict, split) -> str:
     return pretrain_key(pretrain_spec(spec, pretrain_overrides(spec)), split)[1]
 
 
-def test_deca_p_prior_stays_in_eval_mode(cache):
+def test_deca_p_prior_mode_follows_the_authors(cache):
+    """Issue 17: the authors' f' stays in training mode (CDAE: a fresh corruption mask per batch);
+    ``prior_mode: eval`` holds it in eval mode (deterministic prior)."""
     trainer = RecTrainer(tiny_spec("deca_p", "cdae", cache))
-    trainer.method.train()
-    assert trainer.method.f.training and not trainer.method.g.training
+    mth = trainer.method
+    assert REC_METHODS.get("deca_p").defaults["prior_mode"] == "train"
+    mth.train()
+    assert mth.f.training and mth.g.training
+    batch = next(iter(trainer.batches()))
+    users, pos, neg, neg_users = batch
+    a, b = mth.prior_logits(users, pos, neg, neg_users), mth.prior_logits(users, pos, neg, neg_users)
+    assert not torch.equal(a[0], b[0])  # a fresh dropout mask per call
+    mth.eval()
+    assert not mth.f.training and not mth.g.training
+    held = RecTrainer(tiny_spec("deca_p", "cdae", cache, prior_mode="eval")).method
+    held.train()
+    assert held.f.training and not held.g.training
+    a, b = held.prior_logits(users, pos, neg, neg_users), held.prior_logits(users, pos, neg, neg_users)
+    assert torch.equal(a[0], b[0])
+    with pytest.raises(ValueError, match="prior_mode"):
+        RecTrainer(tiny_spec("deca_p", "cdae", cache, prior_mode="dropout"))
 
 
 def test_clean_probability_definitions(cache):

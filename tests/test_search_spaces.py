@@ -52,6 +52,23 @@ def test_each_method_searches_only_its_own_parameters(catalog):
     assert set(catalog.space("image", "normal").params) == {"lr"}
 
 
+def test_every_rec_method_shares_normals_lr_and_l2(catalog):
+    """Issue 17: an equal number of trials is an equal chance only if every method searches the
+    same lr and l2 (range, grid, first trial), and each method's space contains its "off"
+    setting, where it is ``normal``."""
+    from deca_tune.methods import REC_METHODS
+
+    base = catalog.space("rec", "normal").params
+    key = lambda p: (p.distribution, p.low, p.high, p.grid, p.start)  # noqa: E731
+    for method in REC_METHODS.names():
+        params = catalog.space("rec", method).params
+        assert key(params["lr"]) == key(base["lr"]) and key(params["l2"]) == key(base["l2"]), method
+    rce = catalog.space("rec", "rce").params
+    assert set(rce) == {"lr", "l2", "beta"} and rce["beta"].low == 0 and 0 in rce["beta"].grid
+    assert rce["beta"].start == 0.2  # the authors' default
+    assert catalog.space("rec", "tce").params["drop_rate"].low == 0
+
+
 def test_conversions_to_tune_optuna_and_grid(catalog):
     from optuna.distributions import FloatDistribution, IntDistribution
     from ray.tune.search.optuna import OptunaSearch

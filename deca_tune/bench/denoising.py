@@ -1,5 +1,5 @@
 """Denoising benchmark (issue 3): GMF on ``ml-100k`` and ``ml-100k-paper`` with ``normal``,
-``deca``, ``deca_p``, ``tce``, ``wbpr``, ``ensemble``, 3 seeds each, the DeCA authors' ML-100K GMF
+``deca``, ``deca_p``, ``tce``, ``rce``, ``wbpr``, ``ensemble``, 3 seeds each, the DeCA authors' ML-100K GMF
 hyperparameters (C0 = C1 = 1000, alpha = 1, lambda = 0.1, 20 epochs, lr 1e-3, batch 2048, one
 negative per positive).
 
@@ -35,7 +35,7 @@ from typing import Any
 from deca_tune.bench.formatting import mean_std
 
 DATASETS = {"ml-100k": "default", "ml-100k-paper": "paper"}
-METHODS = ["normal", "deca", "deca_p", "tce", "wbpr", "ensemble"]
+METHODS = ["normal", "deca", "deca_p", "tce", "rce", "wbpr", "ensemble"]
 AUTHORS_GMF_ML100K = {"C0": 1000.0, "C1": 1000.0, "alpha": 1.0, "lambda": 0.1, "epochs": 20,
                       "lr": 1e-3, "batch_size": 2048, "neg_ratio": 1}
 #: T-CE has no authors' ML-100K setting: drop up to 20% (T-CE default), reached after ~10 epochs

@@ -2,9 +2,10 @@
 
 Two forms (spec key ``tce_form`` of :class:`deca_tune.methods.rec.tce.TCE`):
 
-* :func:`truncated_bce` and :func:`drop_rate_schedule`: the published form, as in the authors'
-  code (github WenjieWWJ/DenoisingRec, ``T_CE/loss.py`` ``loss_function`` and ``T_CE/main.py``
-  ``drop_rate_schedule``).
+* :func:`truncated_bce` and :func:`drop_rate_schedule`: the published selection and schedule, as
+  in the authors' code (github WenjieWWJ/DenoisingRec, ``T_CE/loss.py`` ``loss_function`` and
+  ``T_CE/main.py`` ``drop_rate_schedule``), inside the base BCE's scaling
+  (:mod:`deca_tune.losses.bce`; the authors' single mean is ``scale="single_mean"``).
 * :func:`truncated_bce_positives` and :func:`linear_drop_rate`: this project's earlier variant
   (a fraction of the positives only, ``normal``'s mean_pos + mean_neg scaling), kept so that old
   runs can be reproduced exactly.
@@ -15,6 +16,8 @@ import math
 
 import torch
 import torch.nn.functional as F
+
+from deca_tune.losses.bce import check_scale, per_sample_bce, reduce_bce
 
 
 def _check_rate(drop_rate: float) -> None:
@@ -50,37 +53,51 @@ def linear_drop_rate(step: int, drop_rate: float, num_gradual: int) -> float:
 
 
 def truncated_bce(pos_logits: torch.Tensor, neg_logits: torch.Tensor,
-                  drop_rate: float) -> tuple[torch.Tensor, int]:
-    """Published T-CE: one BCE over the whole mixed batch, the largest-loss positives dropped.
+                  drop_rate: float, scale: str = "mean") -> tuple[torch.Tensor, int]:
+    """T-CE: the largest-loss positives of the whole mixed batch dropped, the rest reduced by
+    ``scale`` (:func:`deca_tune.losses.bce.reduce_bce`).
 
     The batch is the ``n = B + B * ratio`` samples (positives label 1, negatives label 0). Each
     sample's BCE is multiplied by its label, so negatives rank first (value 0) and positives by
-    their loss; the ``int((1 - drop_rate) * n)`` samples with the smallest such value are kept and
-    the loss is the single mean of their BCE. The dropped ``n - n_keep`` samples are positives
+    their loss; the ``int((1 - drop_rate) * n)`` samples with the smallest such value are kept
+    (the authors' selection, ``T_CE/loss.py``). The dropped ``n - n_keep`` samples are positives
     while ``n - n_keep <= B`` (e.g. ``drop_rate < 0.5`` with one negative per positive); beyond
     that the remaining negatives are dropped too, the later ones in ``neg_logits`` order first
     (the authors' unstable argsort breaks these ties arbitrarily). At least one sample is kept
     (the original takes the mean of an empty selection, NaN, when ``(1 - drop_rate) * n < 1``).
 
+    ``scale``: ``"mean"`` (default, ``normal``'s Eq.: mean over the kept positives + mean over the
+    kept negatives) or ``"sum"`` (the authors' CDAE recipe): when nothing is dropped this is
+    :func:`deca_tune.losses.bce.bce_loss` (bit for bit), so T-CE at rate 0 is ``normal``.
+    ``"single_mean"``: one mean over everything kept, the authors' scaling (DenoisingRec).
+
     Returns the loss and the number of samples dropped.
     """
     _check_rate(drop_rate)
-    logits = torch.cat([pos_logits.reshape(-1), neg_logits.reshape(-1)])
-    labels = torch.cat([torch.ones_like(pos_logits.reshape(-1)), torch.zeros_like(neg_logits.reshape(-1))])
-    loss = F.binary_cross_entropy_with_logits(logits, labels, reduction="none")
-    n = loss.numel()
+    check_scale(scale)
+    pos, neg = pos_logits.reshape(-1), neg_logits.reshape(-1)
+    n_pos, n = pos.numel(), pos.numel() + neg.numel()
     n_keep = max(int((1.0 - drop_rate) * n), 1)  # the authors' int(remember_rate * len(...))
-    if n_keep < n:
-        order = torch.argsort((loss * labels).detach(), stable=True)
-        loss = loss[order[:n_keep]]
-    return loss.mean(), n - n_keep
+    if scale == "single_mean":  # the authors' computation, unchanged
+        logits = torch.cat([pos, neg])
+        labels = torch.cat([torch.ones_like(pos), torch.zeros_like(neg)])
+        loss = F.binary_cross_entropy_with_logits(logits, labels, reduction="none")
+        if n_keep < n:
+            order = torch.argsort((loss * labels).detach(), stable=True)
+            loss = loss[order[:n_keep]]
+        return loss.mean(), n - n_keep
+    pos_loss, neg_loss = per_sample_bce(pos, neg)
+    ranked = torch.cat([pos_loss.detach(), torch.zeros_like(neg_loss)])  # loss * label
+    keep = torch.zeros(n, dtype=torch.bool, device=ranked.device)
+    keep[torch.argsort(ranked, stable=True)[:n_keep]] = True
+    return reduce_bce(pos_loss[keep[:n_pos]], neg_loss[keep[n_pos:]], scale), n - n_keep
 
 
 def truncated_bce_positives(pos_logits: torch.Tensor, neg_logits: torch.Tensor,
                             drop_rate: float) -> tuple[torch.Tensor, int]:
     """The earlier variant (``tce_form: "positives"``): drop the ``floor(drop_rate * n_pos)``
     positives with the largest BCE, then mean over the kept positives plus mean over the
-    negatives (``normal``'s :func:`deca_tune.methods.rec.normal.bce_loss` scaling). At
+    negatives (``normal``'s :func:`deca_tune.losses.bce.bce_loss` scaling). At
     ``drop_rate = 0`` this is ``normal``'s BCE. Returns the loss and the number of positives
     dropped.
     """

@@ -16,6 +16,7 @@ REC_METHODS: Registry = Registry("recommendation method", modules=(
     "deca_tune.methods.rec.deca",  # deca, deca-dp, deca-dn
     "deca_tune.methods.rec.deca_p",  # deca_p, deca_p-dp, deca_p-dn
     "deca_tune.methods.rec.tce",
+    "deca_tune.methods.rec.rce",
     "deca_tune.methods.rec.wbpr",
     "deca_tune.methods.rec.ensemble",
 ))

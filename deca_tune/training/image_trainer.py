@@ -6,9 +6,9 @@ batches are index slices. Per epoch: the method picks the training rows (all, or
 subset), the loop shuffles them with its own generator, and runs mini-batches (normalised,
 augmented for CIFAR, channels-last for convolutional backbones) of ``method.batch_loss`` with
 SGD + momentum (or Adam) on ``method.trainable_parameters()`` (optionally under bf16 autocast,
-spec ``precision``); the learning rate follows a per-epoch cosine or step (x0.1 at 50% and 75%)
-schedule over the method's horizon (``max_epochs``, or an ITLM round: a method that sets
-``restart_schedule`` gets the optimiser state cleared and the schedule restarted). Then it
+spec ``precision``); the learning rate follows a per-epoch cosine, step (x0.1 at 50% and 75%)
+or step60 (x0.2 at 60%) schedule over the method's horizon (``max_epochs``, or an ITLM round: a
+method that sets ``restart_schedule`` gets the optimiser state cleared and the schedule restarted). Then it
 measures accuracy (inference mode) on the noisy validation split, the clean validation labels,
 the clean test split and a fixed probe of training images (``train/accuracy`` on their noisy
 labels, ``train_noisy/memorised``), and calls ``method.on_epoch_end``. Model selection / early
@@ -26,6 +26,24 @@ import torch
 
 from deca_tune.methods.image.base import ImageMethod
 from deca_tune.training.base import EpochTrainer
+
+
+#: spec keys of the optimiser and its schedule (a method may impose them: ``optimizer_overrides``)
+OPTIM_KEYS = ("optimizer", "momentum", "weight_decay", "schedule")
+
+
+class StepAt(torch.optim.lr_scheduler.LRScheduler):
+    """lr x ``gamma`` from epoch ``milestone`` on (0-based; ``milestone`` 0: from the start), as
+    ITLM's official code does at ``i == int(epoch * 0.6)`` (schedule ``step60``). The milestone is
+    in the ``state_dict``, so a resumed run keeps the horizon of its round."""
+
+    def __init__(self, optimizer: torch.optim.Optimizer, milestone: int, gamma: float) -> None:
+        self.milestone, self.gamma = int(milestone), float(gamma)
+        super().__init__(optimizer)
+
+    def get_lr(self) -> list[float]:
+        factor = self.gamma if self.last_epoch >= self.milestone else 1.0
+        return [base * factor for base in self.base_lrs]
 
 
 class ImageTrainer(EpochTrainer):
@@ -55,9 +73,12 @@ class ImageTrainer(EpochTrainer):
         self._probe = slice(0, n_probe)  # the split's training rows are a random permutation
 
         params = self.method.trainable_parameters()
-        lr, wd = float(s["lr"]), float(s["weight_decay"])
-        if s["optimizer"] == "sgd":
-            self.optimizer = torch.optim.SGD(params, lr=lr, momentum=float(s["momentum"]), weight_decay=wd)
+        #: the optimiser settings: the spec's, unless the method imposes its own (ITLM's official form)
+        self.optim_spec = {k: s[k] for k in OPTIM_KEYS} | self.method.optimizer_overrides()
+        o = self.optim_spec
+        lr, wd = float(s["lr"]), float(o["weight_decay"])
+        if o["optimizer"] == "sgd":
+            self.optimizer = torch.optim.SGD(params, lr=lr, momentum=float(o["momentum"]), weight_decay=wd)
         else:
             self.optimizer = torch.optim.Adam(params, lr=lr, weight_decay=wd)
         self.scheduler = self._make_scheduler(self.method.schedule_horizon(0, int(s["max_epochs"])))
@@ -67,12 +88,14 @@ class ImageTrainer(EpochTrainer):
 
     def _make_scheduler(self, epochs: int) -> torch.optim.lr_scheduler.LRScheduler | None:
         """The spec's per-epoch schedule over ``epochs`` epochs, starting at the base lr."""
-        schedule = self.spec["schedule"]
+        schedule = self.optim_spec["schedule"]
         if schedule == "cosine":
             return torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=max(epochs, 1))
         if schedule == "step":
             return torch.optim.lr_scheduler.MultiStepLR(
                 self.optimizer, milestones=[max(1, epochs // 2), max(1, (3 * epochs) // 4)], gamma=0.1)
+        if schedule == "step60":
+            return StepAt(self.optimizer, milestone=int(epochs * 0.6), gamma=0.2)
         return None
 
     def _restart_schedule(self) -> None:

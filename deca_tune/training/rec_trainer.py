@@ -1,7 +1,7 @@
 """THE training loop for recommendation, shared by every method (``deca_tune.methods``).
 
-Per epoch: shuffle the training positives, sample ``neg_ratio`` negatives for each with the
-method's sampler, run mini-batches of ``method.batch_loss`` + ``l2 / (2 n_users) * ||theta||^2``
+Per epoch: shuffle the training positives (``method.epoch_order``), sample ``neg_ratio``
+negatives for each with the method's sampler, run mini-batches of ``method.batch_loss`` + ``l2 / (2 n_users) * ||theta||^2``
 (the DeCA authors' scaling of lambda, over the target model's parameters) with Adam (spec
 ``recipe: published``), or + the L2 of the rows the batch looks up with Adam on those rows only
 (``recipe: linear``, :meth:`RecTrainer.batch_l2`, :class:`~deca_tune.training.adam.LazyAdam`), then
@@ -103,14 +103,14 @@ class RecTrainer(EpochTrainer):
 
     def _pair_batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
         train = self.split.train
-        order = self.rng.permutation(len(train))
+        order = self.method.epoch_order(len(train), self.rng)
         users_np = train[order, 0]
         neg_np = self.sampler.sample(users_np, int(self.spec["neg_ratio"]), self.rng)
         users = torch.as_tensor(users_np, device=self.device)
         pos = torch.as_tensor(train[order, 1], device=self.device)
         neg = torch.as_tensor(neg_np, device=self.device)
         bs = int(self.spec["batch_size"])
-        for lo in range(0, len(train), bs):
+        for lo in range(0, len(order), bs):
             yield users[lo:lo + bs], pos[lo:lo + bs], neg[lo:lo + bs]
 
     def batch_loss(self, batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, dict[str, float]]:

@@ -69,6 +69,12 @@ class ImageMethod(Method):
     def on_epoch_end(self, epoch: int, metrics: dict[str, float]) -> None:
         """Called by the loop after epoch ``epoch`` (0-based) was trained and evaluated."""
 
+    def optimizer_overrides(self) -> dict[str, Any]:
+        """Optimiser settings this method imposes over the spec's (keys ``optimizer``,
+        ``momentum``, ``weight_decay``, ``schedule``); ``{}``: the spec's (every method but ITLM's
+        official form)."""
+        return {}
+
     def schedule_horizon(self, epoch: int, max_epochs: int) -> int:
         """Epochs the learning-rate schedule spans when it (re)starts at ``epoch``."""
         return max_epochs
@@ -106,15 +112,16 @@ class ImageMethod(Method):
 
     @torch.no_grad()
     def map_batches(self, fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], x: torch.Tensor,
-                    y: torch.Tensor, batch_size: int | None = None) -> torch.Tensor:
-        """``fn(normalised x, y)`` over a whole ``uint8`` set in eval mode, concatenated (on CPU)."""
+                    y: torch.Tensor, batch_size: int | None = None, augment: bool = False) -> torch.Tensor:
+        """``fn(normalised x, y)`` over a whole ``uint8`` set in eval mode, concatenated (on CPU);
+        ``augment``: the training transform (crop + flip from ``self.generator``) first."""
         batch_size = int(batch_size or self.spec.get("eval_batch_size", 250))
         was_training = self.training
         self.eval()
         try:
             out = []
             for lo in range(0, len(x), batch_size):
-                xb = self.inputs(x[lo:lo + batch_size].to(self.device), augment=False)
+                xb = self.inputs(x[lo:lo + batch_size].to(self.device), augment=augment)
                 out.append(fn(xb, y[lo:lo + batch_size].to(self.device)).cpu())
             return torch.cat(out) if out else torch.empty(0)
         finally:

@@ -1,2 +1,2 @@
 """Recommendation methods (``REC_METHODS``): normal, deca (+ ablations), deca_p (+ ablations),
-tce, wbpr, ensemble; the interface is :class:`deca_tune.methods.rec.base.RecMethod`."""
+tce, rce, wbpr, ensemble; the interface is :class:`deca_tune.methods.rec.base.RecMethod`."""

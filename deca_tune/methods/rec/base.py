@@ -8,11 +8,14 @@ evaluation and checkpoints.
 from __future__ import annotations
 
 import inspect
+from typing import Any, Mapping
 
+import numpy as np
 import torch
 from torch import nn
 
 from deca_tune.methods.base import Method
+from deca_tune.models.rec.base import recipe_of
 
 
 class RecMethod(Method):
@@ -36,6 +39,11 @@ class RecMethod(Method):
         on this batch, whose ``user_tables`` / ``item_tables`` rows at those indices carry the
         batch L2 (``RecTrainer.batch_l2``); ``users``/``items``: the batch's scored pairs."""
         return [(self.f, users, items)]
+
+    def epoch_order(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        """Indices into the training positives that make one epoch of the pairs batching, in
+        order: a permutation (each positive once), drawn from the loop's generator ``rng``."""
+        return rng.permutation(n)
 
     def batch_loss(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor,
                    step: int) -> tuple[torch.Tensor, dict[str, float]]:
@@ -65,3 +73,27 @@ class RecMethod(Method):
 def takes_row_negatives(method: RecMethod) -> bool:
     """Whether ``method.batch_loss`` accepts negatives with their own users (``neg_users``)."""
     return "neg_users" in inspect.signature(method.batch_loss).parameters
+
+
+#: spec ``loss_scale`` of the BCE baselines (``tce``, ``rce``): ``"deca"``, the base BCE of every
+#: rec method (:mod:`deca_tune.losses.bce`, in the backbone recipe's reduction), or
+#: ``"denoisingrec"``, the single mean over the mixed batch of the T-CE/R-CE authors' code
+LOSS_SCALES = ("deca", "denoisingrec")
+
+
+def check_loss_scale(spec: Mapping[str, Any], key: str = "loss_scale") -> None:
+    """A :class:`deca_tune.tasks.base.SpecError` naming ``key`` unless it is one of ``LOSS_SCALES``."""
+    from deca_tune.tasks.base import SpecError  # tasks import the method registries
+
+    value = spec.get(key, "deca")
+    if value not in LOSS_SCALES:
+        raise SpecError(key, f"unknown value {value!r}; choose one of: {', '.join(LOSS_SCALES)}")
+
+
+def bce_scale(method: RecMethod, key: str = "loss_scale") -> str:
+    """The :func:`deca_tune.losses.bce.reduce_bce` scale of ``method.spec[key]``: the target
+    backbone's ``TrainingRecipe.reduction`` for ``"deca"``, ``"single_mean"`` for
+    ``"denoisingrec"``; a clear error naming the key otherwise."""
+    check_loss_scale(method.spec, key)
+    value = method.spec.get(key, "deca")
+    return recipe_of(method.f).reduction if value == "deca" else "single_mean"

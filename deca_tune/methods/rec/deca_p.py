@@ -11,7 +11,13 @@ g = f'. This is what the DeCA authors' code does (``KL(p, prediction) * alpha + 
 way round (alpha * D[P_f(Y|Y~) || P(Y)] + ...). With the authors' ML-100K setting alpha = 1 the
 loss is KL(f'||f).
 
-f' is kept in eval mode (no CDAE corruption in the prior) and gets no gradient. For DeCA(p) the
+f' gets no gradient. Its mode follows the authors' code by default (spec ``prior_mode: "train"``):
+their f' is left in training mode after its pre-training (``train.py``: ``aux_model`` is never
+put in eval mode; the CDAE branch scores ``self.aux_model(batch_idx, batch_matrix).detach()``),
+so on CDAE the prior sees its corruption (dropout 0.5, a fresh mask per batch, from the global
+torch generator) and the batch's item norm. ``prior_mode: "eval"`` holds f' in eval mode (no
+corruption, the fixed evaluation norm; this project's form before issue 17). Only backbones that
+behave differently in training mode (CDAE; NeuMF with ``dropout`` > 0) are affected. For DeCA(p) the
 probability that a training positive is real is f itself (section 5.4). Ablations (Table 5):
 ``deca_p-dp``, ``deca_p-dn``. ``pretrain_info`` records where f' came from (cache path, whether
 it was cached, seconds spent pre-training) on the trainer (``trainer.pretrain_info``).
@@ -26,13 +32,24 @@ from deca_tune.methods.registry import REC_METHODS
 from deca_tune.methods.base import PRETRAIN_DEFAULTS, PretrainFn, pretrain_overrides
 from deca_tune.methods.rec.deca import DeCABase, register_ablations
 from deca_tune.methods.rec.normal import pair_logits
+from deca_tune.tasks.base import SpecError
+
+#: spec ``prior_mode``: f''s mode while f trains (the authors': training mode)
+PRIOR_MODES = ("train", "eval")
 
 
 @REC_METHODS.register("deca_p")
 class DeCAP(DeCABase):
     """DeCA(p): DP/DN likelihood plus the KL to a frozen pre-trained f' (Eq. 13, Algorithm 2)."""
 
-    defaults = {**DeCABase.defaults, **PRETRAIN_DEFAULTS}
+    defaults = {**DeCABase.defaults, **PRETRAIN_DEFAULTS, "prior_mode": "train"}
+
+    @classmethod
+    def check_spec(cls, spec) -> None:
+        super().check_spec(spec)
+        if spec.get("prior_mode", "train") not in PRIOR_MODES:
+            raise SpecError("prior_mode", f"unknown value {spec.get('prior_mode')!r}; choose one of: "
+                            f"{', '.join(PRIOR_MODES)}")
 
     def __init__(self, spec, split, subtask_only=None) -> None:
         super().__init__(spec, split, subtask_only)
@@ -46,7 +63,8 @@ class DeCAP(DeCABase):
 
     def train(self, mode: bool = True):
         super().train(mode)
-        self.g.eval()
+        # the authors' f' stays in training mode while f trains (prior_mode "train")
+        self.g.train(mode and self.spec.get("prior_mode", "train") == "train")
         return self
 
     def prior_logits(self, users, pos, neg, neg_users=None):

@@ -14,6 +14,11 @@ initialisations (std 0.01) end up nearly identical (score correlation 0.99998 on
 20 epochs), and the "ensemble" equals ``normal``. Why not a separately pre-trained twin: it is
 selected at its own best epoch and paired with an ``f`` of any age. The twin's generator state is
 part of the method's ``state_dict`` (``get_extra_state``), so resuming is exact.
+
+``ensemble_members`` (default 2, the paper's): 1 switches the ensemble off (no twin; ``f``
+alone scores) and the method trains and ranks exactly as ``normal`` (``tests/test_nesting.py``).
+Each member's loss is ``normal``'s base BCE (:mod:`deca_tune.losses.bce`) on the pairs batching
+(on the authors' CDAE, whose ``normal`` trains on rows, the ensemble keeps the pairs batching).
 """
 from __future__ import annotations
 
@@ -26,18 +31,33 @@ from torch import nn
 from deca_tune.data.sampling import SAMPLERS
 from deca_tune.methods.registry import REC_METHODS
 from deca_tune.methods.rec.normal import Normal, bce_loss, pair_index, pair_logits
+from deca_tune.tasks.base import SpecError
 
 TWIN_SEED_OFFSET = 1000
+#: choices of spec ``ensemble_members``: 1 is ``normal`` (the ensemble switched off)
+MEMBERS = (1, 2)
 
 
 @REC_METHODS.register("ensemble")
 class Ensemble(Normal):
     """Mean probability of ``f`` and a twin trained alongside it as a ``normal`` run of seed + 1000."""
 
+    defaults = {"ensemble_members": 2}
+
+    @classmethod
+    def check_spec(cls, spec) -> None:
+        if spec.get("ensemble_members", 2) not in MEMBERS:
+            raise SpecError("ensemble_members", f"must be one of {MEMBERS}, got {spec.get('ensemble_members')!r}")
+
     def __init__(self, spec, split) -> None:
         super().__init__(spec, split)
+        self.check_spec(self.spec)
+        self.members = int(self.spec["ensemble_members"])
+        self.twin: nn.Module | None = None
+        if self.members == 1:
+            return
         twin_seed = int(self.spec["seed"]) + TWIN_SEED_OFFSET
-        self.twin: nn.Module = self.make_backbone(self.spec["backbone"], seed=twin_seed)
+        self.twin = self.make_backbone(self.spec["backbone"], seed=twin_seed)
         self._rng = np.random.default_rng(twin_seed)
         self._sampler = SAMPLERS.get(self.spec.get("sampler") or self.sampler)(split)
         self._batch_size = int(self.spec["batch_size"])
@@ -47,6 +67,8 @@ class Ensemble(Normal):
         self._last_twin: tuple[torch.Tensor, ...] | None = None
 
     def regularised_parameters(self) -> list[nn.Parameter]:
+        if self.twin is None:
+            return list(self.f.parameters())
         return list(self.f.parameters()) + list(self.twin.parameters())
 
     def regularised_rows(self, users, items):
@@ -57,6 +79,8 @@ class Ensemble(Normal):
         return rows
 
     def on_epoch_start(self, epoch: int) -> None:
+        if self.twin is None:
+            return
         train = self.split.train
         order = self._rng.permutation(len(train))
         self._users, self._pos = train[order, 0], train[order, 1]
@@ -74,30 +98,40 @@ class Ensemble(Normal):
 
     def batch_loss(self, users, pos, neg, step):
         loss_f = bce_loss(*pair_logits(self.f, users, pos, neg))
+        if self.twin is None:
+            return loss_f, {"bce": loss_f.detach()}
         t_users, t_pos, t_neg = self._twin_batch(step, len(users), users.device)
         self._last_twin = (t_users, t_pos, t_neg)
         loss_twin = bce_loss(*pair_logits(self.twin, t_users, t_pos, t_neg))
         return loss_f + loss_twin, {"bce": float(loss_f.detach()), "bce_twin": float(loss_twin.detach())}
 
     def get_extra_state(self) -> Any:
-        return {"rng": self._rng.bit_generator.state}
+        return {"rng": None if self.twin is None else self._rng.bit_generator.state}
 
     def set_extra_state(self, state: Any) -> None:
-        self._rng.bit_generator.state = state["rng"]
+        if self.twin is not None:
+            self._rng.bit_generator.state = state["rng"]
 
     @torch.no_grad()
     def score_all(self, users: torch.Tensor) -> torch.Tensor:
-        """Mean of the two members' probabilities (higher is better)."""
+        """Mean of the two members' probabilities (higher is better); ``f``'s logits alone with
+        one member (as ``normal`` ranks)."""
+        if self.twin is None:
+            return self.f.score_all(users)
         return 0.5 * (torch.sigmoid(self.f.score_all(users)) + torch.sigmoid(self.twin.score_all(users)))
 
     @torch.no_grad()
     def clean_probability(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         """The ensemble's probability of the pair (its own ranking score)."""
+        if self.twin is None:
+            return torch.sigmoid(self.f(users, items))
         return 0.5 * (torch.sigmoid(self.f(users, items)) + torch.sigmoid(self.twin(users, items)))
 
     @torch.no_grad()
     def clean_logit(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         """log-odds of the mean probability, computed in log space (no saturation)."""
+        if self.twin is None:
+            return self.f(users, items)
         a, b = self.f(users, items), self.twin(users, items)
         ls = torch.nn.functional.logsigmoid
         return torch.logaddexp(ls(a), ls(b)) - torch.logaddexp(ls(-a), ls(-b))

@@ -1,13 +1,16 @@
 """``normal``: plain binary cross-entropy on positives and sampled negatives.
 
-The reduction is the backbone's ``TrainingRecipe.reduction``: mean over the positives plus mean
-over the negatives (every backbone but the authors' CDAE), or the sum over both (``cdae``).
+The loss is the base BCE of every rec method (:func:`deca_tune.losses.bce.bce_loss`) in the
+backbone's ``TrainingRecipe.reduction``: mean over the positives plus mean over the negatives
+(every backbone but the authors' CDAE), or the sum over both (``cdae``). Every baseline applies
+its mechanism inside this loss, so at its "off" setting it trains exactly as ``normal``
+(``tests/test_nesting.py``).
 """
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
+from deca_tune.losses.bce import bce_loss  # noqa: F401  (the base loss; imported from here too)
 from deca_tune.methods.registry import REC_METHODS
 from deca_tune.methods.rec.base import RecMethod
 from deca_tune.models.rec.base import recipe_of
@@ -43,16 +46,6 @@ def pair_index(users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor,
     out = (all_users, torch.cat([pos, neg.reshape(-1)]))
     _LAST_PAIRS[:] = [(users, pos, neg, neg_users, out)]  # holds the batch: ids stay unique
     return out
-
-
-def bce_loss(pos_logits: torch.Tensor, neg_logits: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
-    """Mean BCE over the positives plus mean BCE over the negatives (the DeCA authors' scaling);
-    ``reduction="sum"``: summed over both (the authors' CDAE, ``TrainingRecipe.reduction``)."""
-    if reduction not in ("mean", "sum"):
-        raise ValueError(f"reduction {reduction!r}; choose mean or sum")
-    pos = F.binary_cross_entropy_with_logits(pos_logits, torch.ones_like(pos_logits), reduction=reduction)
-    neg = F.binary_cross_entropy_with_logits(neg_logits, torch.zeros_like(neg_logits), reduction=reduction)
-    return pos + neg
 
 
 @REC_METHODS.register("normal")

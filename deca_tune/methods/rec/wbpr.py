@@ -1,23 +1,31 @@
 """``wbpr``: weighted BPR (Gantner et al., "Personalized Ranking for Non-Uniformly Sampled
 Items", JMLR W&CP 18, 2012), a re-sampling baseline.
 
-Negatives are drawn with probability proportional to item popularity (the item of a uniformly
-random training interaction, rejecting the user's own positives: sampler ``popularity``), as in
-the reference implementation, MyMediaLite's ``WeightedBPRMF.SampleTriple``; so popular but
-un-interacted items, which the user has likely seen and skipped, are treated as the real
-negatives. The loss is BPR, ``-log sigmoid(s_ui - s_uj)``, not BCE; L2 comes from the loop as for
-every method.
+Default (``wbpr_form: "mymedialite"``): the reference implementation, MyMediaLite's
+``WeightedBPRMF`` (``src/MyMediaLite/ItemRecommendation/WeightedBPRMF.cs``: its ``Iterate``
+draws ``|D+|`` triples per epoch with the overridden ``SampleTriple``): each training pair
+``(u, i)`` is drawn uniformly *with replacement* from the training interactions (an epoch is
+``|D+|`` draws, so some pairs appear twice and some not at all), the negative ``j`` is the item
+of another uniformly drawn training interaction (probability proportional to popularity),
+redrawn while it is one of ``u``'s positives (sampler ``popularity``), and the loss is plain BPR,
+``-log sigmoid(s_ui - s_uj)``, averaged over the mini-batch; there is no per-user weight (none in
+MyMediaLite's code, nor in Cornac's). So popular but un-interacted items, which the user has
+likely seen and skipped, are treated as the real negatives. L2 comes from the loop as for every
+method; the updates are mini-batch Adam, not MyMediaLite's per-triple SGD (docs).
 
-``wbpr_form: "published"`` (default) adds the user weight ``w_u`` proportional to ``1 / |I_u^+|``
-of the paper's WBPR criterion (not in MyMediaLite's code; see the caveat in the doc): every user
-counts the same, however many positives it has (the loop visits each training positive once per
-epoch, i.e. users in proportion to ``|I_u^+|``). The weights are
-normalised to mean 1 over the training positives, ``w_u = (|D+| / |U+|) / |I_u^+|`` with ``|D+|``
-the number of training positives and ``|U+|`` the number of users that have any, and the batch
-loss is ``sum_b w_{u_b} * l_b / (B * r)``: an epoch's loss has the unweighted loss's scale, so
-``l2`` (lambda) stays comparable with ``normal``/``unweighted``. ``wbpr_form: "unweighted"`` is
-MyMediaLite's code as it runs (no user weight: users in proportion to their positives) and this
-project's earlier ``wbpr``. See ``docs/denoising-methods.md``.
+Options, kept to reproduce earlier runs (both go through the training positives as a
+permutation, each once per epoch, like every other method):
+
+- ``"user_weighted"`` (this project's earlier default, named ``published`` before issue 17; a
+  mistake, the weight is not in the reference code): each pair's BPR term is multiplied by
+  ``w_u = (|D+| / |U+|) / |I_u^+|`` (mean 1 over the training positives, ``|U+|`` the users with
+  any), so every user counts the same however many positives it has; in expectation that is
+  LibRec's uniform-user sampling. The batch loss is ``sum_b w_{u_b} l_b / (B r)``.
+- ``"unweighted"``: popularity negatives and plain BPR over the permutation (the first ``wbpr``).
+
+WBPR's base loss is BPR, not the BCE of ``normal``, so no setting of it is ``normal``; with
+``sampler: uniform`` and ``wbpr_form: "unweighted"`` it is plain BPR-MF on ``normal``'s stream of
+batches (``tests/test_nesting.py``). See ``docs/denoising-methods.md``.
 """
 from __future__ import annotations
 
@@ -30,9 +38,9 @@ from deca_tune.losses.bpr import bpr_loss
 from deca_tune.methods.registry import REC_METHODS
 from deca_tune.methods.rec.base import RecMethod
 from deca_tune.methods.rec.normal import pair_logits
-from deca_tune.tasks.base import check_choice
+from deca_tune.tasks.base import SpecError, check_choice
 
-WBPR_FORMS = ("published", "unweighted")
+WBPR_FORMS = ("mymedialite", "user_weighted", "unweighted")
 
 
 def wbpr_user_weights(train: np.ndarray, n_users: int) -> np.ndarray:
@@ -48,26 +56,36 @@ def wbpr_user_weights(train: np.ndarray, n_users: int) -> np.ndarray:
 
 @REC_METHODS.register("wbpr")
 class WBPR(RecMethod):
-    """BPR with popularity-proportional negative sampling and (by default) user weights."""
+    """BPR with pairs drawn with replacement and popularity-proportional negatives (MyMediaLite)."""
 
     sampler = "popularity"
-    defaults = {"wbpr_form": "published"}
+    defaults = {"wbpr_form": "mymedialite"}
 
     @classmethod
-    def check_spec(cls, spec: Mapping[str, Any]) -> None:
+    def check_spec(cls, spec) -> None:
+        form = spec.get("wbpr_form", "mymedialite")
+        if form == "published":
+            raise SpecError("wbpr_form", "'published' was renamed 'user_weighted' (issue 17: the per-user "
+                            "weight is not in the reference code); the default is now 'mymedialite'")
         check_choice({**cls.defaults, **spec}, "wbpr_form", WBPR_FORMS)
 
     def __init__(self, spec, split) -> None:
         super().__init__(spec, split)
         self.check_spec(self.spec)
         self.form = str(self.spec["wbpr_form"])
-        weights = wbpr_user_weights(split.train, split.n_users) if self.form == "published" else None
+        weights = wbpr_user_weights(split.train, split.n_users) if self.form == "user_weighted" else None
         # not persistent: derived from the split, so checkpoints keep the earlier layout
         self.register_buffer("user_weights", None if weights is None else
                              torch.as_tensor(weights, dtype=torch.float32), persistent=False)
+
+    def epoch_order(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        """MyMediaLite: ``n`` pairs uniformly with replacement; the options: a permutation."""
+        if self.form == "mymedialite":
+            return rng.integers(0, n, size=n)
+        return rng.permutation(n)
 
     def batch_loss(self, users, pos, neg, step):
         pos_logits, neg_logits = pair_logits(self.f, users, pos, neg)
         weights = None if self.user_weights is None else self.user_weights[users]
         loss = bpr_loss(pos_logits, neg_logits, weights)
-        return loss, {"bpr": float(loss.detach())}
+        return loss, {"bpr": loss.detach()}
