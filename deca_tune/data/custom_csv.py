@@ -64,7 +64,7 @@ import numpy as np
 import pandas as pd
 
 from deca_tune.data import REC_DATASETS
-from deca_tune.data.download import DataUnavailableError, sha256_of
+from deca_tune.data.download import DataUnavailableError, locate, sha256_of
 from deca_tune.data.interactions import RecSplit
 from deca_tune.data.readers import MalformedFileError, read_csv_columns
 from deca_tune.data.split_cache import cached_split
@@ -123,18 +123,7 @@ def _optional_col(value: Any) -> str | None:
 
 
 def _resolve(path: str | Path, root: Path) -> Path:
-    candidates = [Path(path).expanduser()]
-    if not candidates[0].is_absolute():
-        candidates.append(Path(root) / path)
-    for cand in candidates:
-        if cand.is_file():
-            return cand.resolve()
-    folders = [c for c in candidates if c.is_dir()]
-    if folders:
-        raise DataUnavailableError(f"csv: option path={str(path)!r}: {folders[0].absolute()} is a directory, "
-                                   "not a ratings file (give the CSV file inside it)")
-    raise DataUnavailableError(f"csv: ratings file {str(path)!r} not found (looked at "
-                               f"{', '.join(str(c.absolute()) for c in candidates)})")
+    return locate(path, root, "csv: option path", hint="not a ratings file (give the CSV file inside it)")
 
 
 def resolve_options(options: dict, root: Path) -> dict:

@@ -17,6 +17,25 @@ class DataUnavailableError(FileNotFoundError):
     """A data file is neither on disk nor downloadable; the message says where it is expected."""
 
 
+def locate(path: str | Path, root: str | Path, what: str, want: str = "file", hint: str = "") -> Path:
+    """A user's path, as given or, when relative and not found, under the data root ``root``,
+    resolved. ``want``: ``"file"``, or ``"any"`` (a file or a folder). Raises
+    :class:`DataUnavailableError` naming ``what`` and every place looked at, or saying that a
+    folder was given where a file is wanted (``hint``: what to give instead)."""
+    candidates = [Path(path).expanduser()]
+    if not candidates[0].is_absolute():
+        candidates.append(Path(root) / path)
+    for cand in candidates:
+        if cand.is_file() or (want == "any" and cand.exists()):
+            return cand.resolve()
+    folders = [c for c in candidates if c.is_dir()]
+    if folders:
+        raise DataUnavailableError(f"{what} {str(path)!r}: {folders[0].absolute()} is a directory"
+                                   + (f", {hint}" if hint else ""))
+    raise DataUnavailableError(f"{what} {str(path)!r} not found (looked at "
+                               f"{', '.join(str(c.absolute()) for c in candidates)})")
+
+
 @dataclass(frozen=True)
 class RemoteFile:
     """One public file: where to get it and its SHA-256 (``None`` when the source publishes none)."""

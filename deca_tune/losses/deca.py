@@ -92,6 +92,24 @@ def dn_negative_term(f: torch.Tensor, h_prime: torch.Tensor) -> torch.Tensor:
     return safe_log(1.0 - h_prime) * f
 
 
+def _likelihood_terms(f_pos: torch.Tensor, f_neg: torch.Tensor, g_pos: torch.Tensor, g_neg: torch.Tensor,
+                      noise_pos: torch.Tensor, noise_neg: torch.Tensor, subtask: SubTask, c_dp: float,
+                      c_dn: float, ratio: float | None):
+    """Flattened f and g, the sub-task's per-pair likelihood terms (Eq. 10 with Eq. 22) on the
+    positives and on the negatives, and the negatives' weight ``ratio``."""
+    if subtask not in SUBTASKS:
+        raise ValueError(f"unknown DeCA sub-task {subtask!r}; choose one of: {', '.join(SUBTASKS)}")
+    f_pos, g_pos, noise_pos = f_pos.reshape(-1), g_pos.reshape(-1), noise_pos.reshape(-1)
+    f_neg, g_neg, noise_neg = f_neg.reshape(-1), g_neg.reshape(-1), noise_neg.reshape(-1)
+    if ratio is None:
+        ratio = f_neg.numel() / max(f_pos.numel(), 1)
+    if subtask == "dp":
+        pos_ll, neg_ll = dp_positive_term(f_pos, noise_pos), dp_negative_term(f_neg, noise_neg, c_dp)
+    else:
+        pos_ll, neg_ll = dn_positive_term(f_pos, noise_pos, c_dn), dn_negative_term(f_neg, noise_neg)
+    return f_pos, f_neg, g_pos, g_neg, pos_ll, neg_ll, ratio
+
+
 def deca_loss(f_pos: torch.Tensor, f_neg: torch.Tensor, g_pos: torch.Tensor, g_neg: torch.Tensor,
               noise_pos: torch.Tensor, noise_neg: torch.Tensor, subtask: SubTask, alpha: float,
               c_dp: float, c_dn: float, ratio: float | None = None,
@@ -104,18 +122,8 @@ def deca_loss(f_pos: torch.Tensor, f_neg: torch.Tensor, g_pos: torch.Tensor, g_n
     authors' ``neg_loss * NSR``. Returns the scalar loss and detached parts:
     ``kl`` (mean KL over all pairs), ``likelihood`` (mean log-likelihood term over all pairs).
     """
-    if subtask not in SUBTASKS:
-        raise ValueError(f"unknown DeCA sub-task {subtask!r}; choose one of: {', '.join(SUBTASKS)}")
-    f_pos, g_pos, noise_pos = f_pos.reshape(-1), g_pos.reshape(-1), noise_pos.reshape(-1)
-    f_neg, g_neg, noise_neg = f_neg.reshape(-1), g_neg.reshape(-1), noise_neg.reshape(-1)
-    if ratio is None:
-        ratio = f_neg.numel() / max(f_pos.numel(), 1)
-    if subtask == "dp":
-        pos_ll = dp_positive_term(f_pos, noise_pos)
-        neg_ll = dp_negative_term(f_neg, noise_neg, c_dp)
-    else:
-        pos_ll = dn_positive_term(f_pos, noise_pos, c_dn)
-        neg_ll = dn_negative_term(f_neg, noise_neg)
+    f_pos, f_neg, g_pos, g_neg, pos_ll, neg_ll, ratio = _likelihood_terms(
+        f_pos, f_neg, g_pos, g_neg, noise_pos, noise_neg, subtask, c_dp, c_dn, ratio)
     kl_pos = agreement_kl(f_pos, g_pos, alpha)
     kl_neg = agreement_kl(f_neg, g_neg, alpha)
     loss = (kl_pos - pos_ll).mean() + ratio * (kl_neg - neg_ll).mean()
@@ -138,16 +146,8 @@ def deca_loss_parts(f_pos: torch.Tensor, f_neg: torch.Tensor, g_pos: torch.Tenso
 
     For diagnostics only (how much of f's gradient each term gives); training uses
     :func:`deca_loss`, whose summation order this does not change."""
-    if subtask not in SUBTASKS:
-        raise ValueError(f"unknown DeCA sub-task {subtask!r}; choose one of: {', '.join(SUBTASKS)}")
-    f_pos, g_pos, noise_pos = f_pos.reshape(-1), g_pos.reshape(-1), noise_pos.reshape(-1)
-    f_neg, g_neg, noise_neg = f_neg.reshape(-1), g_neg.reshape(-1), noise_neg.reshape(-1)
-    if ratio is None:
-        ratio = f_neg.numel() / max(f_pos.numel(), 1)
-    if subtask == "dp":
-        pos_ll, neg_ll = dp_positive_term(f_pos, noise_pos), dp_negative_term(f_neg, noise_neg, c_dp)
-    else:
-        pos_ll, neg_ll = dn_positive_term(f_pos, noise_pos, c_dn), dn_negative_term(f_neg, noise_neg)
+    f_pos, f_neg, g_pos, g_neg, pos_ll, neg_ll, ratio = _likelihood_terms(
+        f_pos, f_neg, g_pos, g_neg, noise_pos, noise_neg, subtask, c_dp, c_dn, ratio)
     agreement = agreement_kl(f_pos, g_pos, alpha).mean() + ratio * agreement_kl(f_neg, g_neg, alpha).mean()
     likelihood = -(pos_ll.mean() + ratio * neg_ll.mean())
     return agreement, likelihood

@@ -58,7 +58,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from deca_tune.data.download import DataUnavailableError
+from deca_tune.data.download import DataUnavailableError, locate
 from deca_tune.data.image.decode import EXTENSIONS, ImageFileError, decode_files, file_digests, is_grey
 from deca_tune.data.image.labels import LabelFileError, image_key, read_clean_source
 from deca_tune.data.image.raw import RawImages
@@ -80,14 +80,7 @@ def spec_defaults(options: dict) -> dict[str, Any]:
 
 
 def _resolve(path: str | Path, root: Path, what: str) -> Path:
-    candidates = [Path(path).expanduser()]
-    if not candidates[0].is_absolute():
-        candidates.append(Path(root) / path)
-    for cand in candidates:
-        if cand.exists():
-            return cand.resolve()
-    raise DataUnavailableError(f"{what} {str(path)!r} not found (looked at "
-                               f"{', '.join(str(c.absolute()) for c in candidates)})")
+    return locate(path, root, what, want="any")
 
 
 def resolve_options(options: dict, root: Path) -> dict:

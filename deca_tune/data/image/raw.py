@@ -39,7 +39,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from deca_tune.data.download import DataUnavailableError, sha256_of
+from deca_tune.data.download import DataUnavailableError, locate, sha256_of
 from deca_tune.data.image.labels import LabelFileError, read_label_file
 from deca_tune.data.registry import IMAGE_DATASETS
 from deca_tune.paths import cache_dir as resolve_cache_dir
@@ -179,14 +179,7 @@ def _load_idx_dataset(cls_name: str, slug: str, root: Path, cache: Path, downloa
 
 
 def _label_file(path: str | Path, root: Path) -> Path:
-    candidates = [Path(path).expanduser()]
-    if not candidates[0].is_absolute():
-        candidates.append(Path(root) / path)
-    for cand in candidates:
-        if cand.is_file():
-            return cand.resolve()
-    raise DataUnavailableError(f"noisy_labels: label file {str(path)!r} not found (looked at "
-                               f"{', '.join(str(c.absolute()) for c in candidates)})")
+    return locate(path, root, "noisy_labels: label file", hint="not a label file")
 
 
 def with_noisy_labels(raw: RawImages, root: Path, noisy_labels: str | None,
