@@ -102,3 +102,18 @@ def test_first_search_trial_evaluates_the_authors_configuration(ray_session, tmp
                    & (trials["config/C0"] == cfg["C_2"]) & (trials["config/alpha"] == cfg["alpha"])
                    & (trials["config/lr"] == 1e-3)]
     assert len(first) == 1
+
+
+def test_a_partial_first_trial_is_completed_from_the_spec_or_dropped():
+    """Ray's Optuna searcher takes only complete points: a parameter without ``start`` takes the
+    unit's spec value (or the spec key it names, as ITLM's trim_ratio: noise_rate) when it lies
+    in range; otherwise there is no first trial."""
+    from search_spaces.loader import Param, SearchSpace
+    from deca_tune.search.run import complete_start
+
+    space = SearchSpace(task="image", method="itlm", params={"lr": Param("lr", "loguniform", low=0.01, high=0.1, start=0.01),
+                                "trim_ratio": Param("trim_ratio", "uniform", low=0.0, high=0.6)})
+    assert complete_start(space, {"trim_ratio": "noise_rate", "noise_rate": 0.4}) == {"lr": 0.01, "trim_ratio": 0.4}
+    assert complete_start(space, {"trim_ratio": 0.2}) == {"lr": 0.01, "trim_ratio": 0.2}
+    assert complete_start(space, {"trim_ratio": 0.9}) == {}
+    assert complete_start(space, {}) == {}

@@ -257,6 +257,29 @@ def _fit(path: Path, make_tuner, resourced, resume: bool, expected: int, run_con
     return grid
 
 
+def complete_start(space: Any, spec: dict[str, Any]) -> dict[str, Any]:
+    """The first trial Optuna evaluates: the space's ``start`` values, completed for parameters
+    without one from the unit's spec (a number, or the name of a spec key holding one, as ITLM's
+    ``trim_ratio: noise_rate``) when it lies in the parameter's range. Ray's Optuna searcher
+    takes only complete points, so a start that cannot be completed is dropped ({})."""
+    start = dict(space.start_point())
+    if not start:
+        return {}
+    for name, param in space.params.items():
+        if name in start:
+            continue
+        value = spec.get(name)
+        if isinstance(value, str) and isinstance(spec.get(value), (int, float)):
+            value = spec[value]
+        if param.values:
+            if value not in param.values:
+                return {}
+        elif isinstance(value, bool) or not isinstance(value, (int, float)) or not param.low <= value <= param.high:
+            return {}
+        start[name] = value
+    return start
+
+
 def run_search(plan: Plan, unit: Unit, res: Resources, callbacks: Sequence[Any] = (),
                progress: Progress | None = None) -> tune.ResultGrid:
     """The search of one unit: Optuna + ASHA (or the paper grid) over its space."""
@@ -271,7 +294,7 @@ def run_search(plan: Plan, unit: Unit, res: Resources, callbacks: Sequence[Any] 
             space, searcher, samples = grid_space(unit.space), None, 1
         else:
             space, samples = tune_space(unit.space), cfg.num_samples
-            start = unit.space.start_point()
+            start = complete_start(unit.space, unit.spec)
             searcher = (DeterministicAwareOptuna(
                 seed=cfg.search_seed, points_to_evaluate=[start] if start else None,
                 study_name=unit.key, storage=optuna_storage(plan, unit)) if unit.space.params else None)
