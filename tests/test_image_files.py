@@ -223,6 +223,19 @@ def test_image_csv_columns_split_and_clean_labels(tmp_path):
     csv.write_text("\n".join(lines) + "\n")
     with pytest.raises(MalformedFileError, match=r"line 36: test label '7' is not a class"):
         load_dataset("image", "image-csv", path=str(csv), file_col="path", split_col="part")
+    lines[35] = lines[35].replace(",7,", ",1,")
+    fields = lines[8].split(",")  # imgs/7.png: clean label 1 -> 9
+    fields[2] = "9"
+    lines[8] = ",".join(fields)
+    csv.write_text("\n".join(lines) + "\n")
+    with pytest.raises(MalformedFileError, match=r"line 9: clean label '9' is not a class"):
+        load_dataset("image", "image-csv", path=str(csv), file_col="path", clean_col="verified")
+    fields = lines[9].split(",")
+    fields[1] = ""
+    lines[9] = ",".join(fields)
+    csv.write_text("\n".join(lines) + "\n")
+    with pytest.raises(MalformedFileError, match=r"line 10: empty label"):
+        load_dataset("image", "image-csv", path=str(csv), file_col="path", split_col="part")
 
 
 # ------------------------------------------------------------------ MNIST: PNG == IDX, noisy_labels

@@ -157,7 +157,17 @@ def _auto_channels(files: Sequence[Path], labels: Sequence[int]) -> int:
     return 1 if all(is_grey(f) for f in firsts.values()) else 3
 
 
-def _check_common(image_size: Any, channels: Any, test_fraction: Any, test_labels: str) -> None:
+def _check_common(name: str, path: Any, example: str, test_option: str, test_given: Any, held: str,
+                  image_size: Any, channels: Any, test_fraction: Any, test_labels: str) -> None:
+    """The options both loaders share; ``test_option`` names what gives the test images (a
+    folder, a split column), ``held`` what held-out images are."""
+    if path is None:
+        raise ValueError(f"{name}: option 'path' is required (e.g. --option path={example})")
+    if test_given is not None and test_fraction is not None:
+        raise ValueError(f"{name}: give either option {test_option} or test_fraction, not both")
+    if test_labels == "clean" and test_given is None:
+        raise ValueError(f"{name}: test_labels=clean needs {held} (option {test_option}); held-out "
+                         "images keep their noisy labels")
     if image_size is not None and (int(image_size) != image_size or int(image_size) < 1):
         raise ValueError(f"option image_size={image_size!r}: a positive integer (pixels)")
     if channels is not None and str(channels) not in ("1", "3", "auto"):
@@ -230,14 +240,8 @@ def load_image_folder(root: Path, download: bool = True, *, path: str | None = N
                       test_labels: str = "given", name: str = "image-folder", cache: bool = True,
                       workers: int | None = None) -> RawImages:
     """Images in ``PATH/<class>/<file>`` with their folder as the (noisy) label (module docstring)."""
-    if path is None:
-        raise ValueError("image-folder: option 'path' is required (e.g. --option path=my_images)")
-    _check_common(image_size, channels, test_fraction, test_labels)
-    if test is not None and test_fraction is not None:
-        raise ValueError("image-folder: give either option test (a folder) or test_fraction, not both")
-    if test_labels == "clean" and test is None:
-        raise ValueError("image-folder: test_labels=clean needs a test folder (option test); held-out "
-                         "images keep their noisy labels")
+    _check_common("image-folder", path, "my_images", "test", test, "a test folder",
+                  image_size, channels, test_fraction, test_labels)
     folder = _resolve(path, root, "image-folder: option path:")
     classes, files, labels = scan_folder(folder)
     test_files: list[Path] = []
@@ -285,6 +289,11 @@ def load_image_folder(root: Path, download: bool = True, *, path: str | None = N
     return _load(name, key, build, cache)
 
 
+def _first(mask: pd.Series) -> int:
+    """Position of the first True of a boolean Series (a row number of the CSV's frame)."""
+    return int(np.argmax(mask.to_numpy()))
+
+
 @IMAGE_DATASETS.register("image-csv")
 def load_image_csv(root: Path, download: bool = True, *, path: str | None = None, file_col: str = "file",
                    label_col: str = "label", clean_col: str | None = None, split_col: str | None = None,
@@ -293,14 +302,8 @@ def load_image_csv(root: Path, download: bool = True, *, path: str | None = None
                    test_labels: str = "given", name: str = "image-csv", cache: bool = True,
                    workers: int | None = None) -> RawImages:
     """Images listed in a CSV with their (noisy) labels (see the module docstring)."""
-    if path is None:
-        raise ValueError("image-csv: option 'path' is required (e.g. --option path=labels.csv)")
-    _check_common(image_size, channels, test_fraction, test_labels)
-    if split_col is not None and test_fraction is not None:
-        raise ValueError("image-csv: give either option split_col or test_fraction, not both")
-    if test_labels == "clean" and split_col is None:
-        raise ValueError("image-csv: test_labels=clean needs test rows (option split_col); held-out "
-                         "images keep their noisy labels")
+    _check_common("image-csv", path, "labels.csv", "split_col", split_col, "test rows",
+                  image_size, channels, test_fraction, test_labels)
     csv = _resolve(path, root, "image-csv: option path:")
     try:
         frame = pd.read_csv(csv, dtype=str, keep_default_na=False, sep=sep)
@@ -318,10 +321,10 @@ def load_image_csv(root: Path, download: bool = True, *, path: str | None = None
         if f.strip() == "" or not p.is_file():
             raise DataUnavailableError(f"{csv}, line {line(row)}: image file {f!r} not found "
                                        f"(looked at {p})")
-    for row, value in enumerate(frame[label_col]):
-        if value.strip() == "":
-            raise MalformedFileError(f"{csv}, line {line(row)}: empty label")
-    labels_text = frame[label_col].str.strip().tolist()
+    labels = frame[label_col].str.strip()
+    if (labels == "").any():
+        raise MalformedFileError(f"{csv}, line {line(_first(labels == ''))}: empty label")
+    labels_text = labels.tolist()
     if split_col is not None:
         parts = frame[split_col].str.strip().str.lower()
         bad = ~parts.isin(["train", "test"])
@@ -334,19 +337,21 @@ def load_image_csv(root: Path, download: bool = True, *, path: str | None = None
         is_test = np.zeros(len(frame), dtype=bool)
     classes = _class_order([t for t, te in zip(labels_text, is_test) if not te])
     index = {c: i for i, c in enumerate(classes)}
-    for row, (text, te) in enumerate(zip(labels_text, is_test)):
-        if text not in index:  # only a test row can get here
-            raise MalformedFileError(f"{csv}, line {line(row)}: test label {text!r} is not a class of "
-                                     f"the training rows ({', '.join(classes[:20])})")
+    unknown = ~labels.isin(classes)  # only test rows can be unknown
+    if unknown.any():
+        row = _first(unknown)
+        raise MalformedFileError(f"{csv}, line {line(row)}: test label {labels_text[row]!r} is not a class of "
+                                 f"the training rows ({', '.join(classes[:20])})")
     clean = None
     if clean_col is not None:
-        clean = []
-        for row, text in enumerate(frame[clean_col].str.strip()):
-            if text and text not in index:
-                raise MalformedFileError(f"{csv}, line {line(row)}: clean label {text!r} is not a class "
-                                         f"of the training rows ({', '.join(classes[:20])})")
-            clean.append(index[text] if text else -1)
-    y = [index[t] for t in labels_text]
+        clean_text = frame[clean_col].str.strip()
+        unknown = (clean_text != "") & ~clean_text.isin(classes)
+        if unknown.any():
+            row = _first(unknown)
+            raise MalformedFileError(f"{csv}, line {line(row)}: clean label {clean_text.iloc[row]!r} is not a "
+                                     f"class of the training rows ({', '.join(classes[:20])})")
+        clean = clean_text.map(index).fillna(-1).astype(int).tolist()
+    y = labels.map(index).astype(int).tolist()
     tr, te = np.flatnonzero(~is_test).tolist(), np.flatnonzero(is_test).tolist()
     if not tr:
         raise MalformedFileError(f"{csv}: no training rows")
