@@ -17,8 +17,10 @@ Reported keys: every numeric metric of the trainer (``epoch``, ``loss``, ``loss/
 plus ``score`` (best value so far of the trainer's ``selection_metric``: what Optuna, ASHA and
 the best-config choice see), ``selection_metric`` (its name), ``best_epoch``,
 ``trainer_finished`` (1 once the trainer is done: max epochs or its own early stopping),
-``setup_seconds`` (building the trainer, data included), ``worker_pid``, ``data_from_driver``
-(1 when the driver handed the data sets over through the object store), ``device`` (where
+``setup_seconds`` (building the trainer, data included), ``handover_seconds`` (fetching the
+driver's data sets from the object store), ``peak_rss_mb`` (the worker's peak resident memory so
+far), ``worker_pid``, ``data_from_driver`` (1 when the driver handed the data sets over through
+the object store), ``device`` (where
 the model trained) and ``gpu_ids`` (what Ray assigned; fractional trials share an id). Test
 metrics are reported for analysis only; nothing selects on them.
 
@@ -49,6 +51,7 @@ import torch
 from ray import tune
 from torch.utils.tensorboard import SummaryWriter
 
+from deca_tune.memory import peak_rss_mb
 from deca_tune.tasks import SpecError
 from deca_tune.training.checkpoints import (CHECKPOINT_FILE, UnsafeCheckpointError, read_checkpoint,
                                             save_checkpoint)
@@ -146,13 +149,20 @@ def _numeric(metrics: dict[str, Any]) -> dict[str, float]:
             if isinstance(v, (int, float)) and not isinstance(v, bool)}
 
 
-def trainable(config: dict[str, Any], datasets: dict[tuple, Any] | None = None) -> None:
+def trainable(config: dict[str, Any], datasets: dict[tuple, Any] | None = None,
+              shared: list[Any] | None = None) -> None:
     """Function trainable: train one trial described by the spec ``config`` (any task family).
 
-    ``datasets``: data sets the driver already loaded (``deca_tune.data.loading.loaded_datasets``,
-    handed over through Ray's object store by ``tune.with_parameters``); they seed this worker's
-    cache, so the trial does not parse the files again."""
+    ``datasets``: data sets already loaded (``deca_tune.data.loading.loaded_datasets``);
+    ``shared``: ``[ref]``, the object-store reference under which the search driver put its
+    data sets once for the whole experiment (``deca_tune.search.run.share_data``; the list keeps
+    Tune from resolving it, so the fetch is timed here as ``handover_seconds``). Either seeds this
+    worker's cache, so the trial does not parse the files again."""
     logging.getLogger("ray.train").setLevel(logging.WARNING)  # one "checkpoint created" line per epoch
+    handover = time.perf_counter()
+    if shared:
+        datasets = ray.get(shared[0])
+    handover_seconds = time.perf_counter() - handover
     if datasets:
         from deca_tune.data.loading import preload
 
@@ -202,6 +212,8 @@ def trainable(config: dict[str, Any], datasets: dict[tuple, Any] | None = None) 
                 "best_epoch": int(best.get("epoch", epoch)),
                 "trainer_finished": int(bool(trainer.finished)),
                 "setup_seconds": setup_seconds,
+                "handover_seconds": handover_seconds,
+                "peak_rss_mb": peak_rss_mb(),
                 "worker_pid": os.getpid(),
                 "data_from_driver": int(bool(datasets)),
             })

@@ -16,7 +16,9 @@ a fresh subprocess so that its peak resident memory (``ru_maxrss``) is its own:
   ranking of every test user over every item (``rank_metrics``, users batched so that a batch's
   score matrix stays within ``--rank-mb``; ``--rank-max-users`` ranks the first N and
   extrapolates) beside the matrix-multiply floor of it: ``users x items x dim x 2`` FLOP at the
-  rate of a probe :func:`gemm_probe` of the same shape, measured right after.
+  rate of a probe :func:`gemm_probe` of the same shape, measured right after;
+- ``search`` (only when named in ``--phases``): a whole ``python -m deca_tune.search`` on the
+  file, its wall time and memory split by part (:mod:`deca_tune.bench.scale_search`).
 
 Prints two tables (loading; training and ranking per recipe, with each epoch's growth over the
 previous size) and writes JSON (``--out``) with the machine's CPU count and load average.
@@ -29,7 +31,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import shutil
 import subprocess
 import sys
@@ -38,9 +39,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+from deca_tune.bench.scale_search import format_search_table, run_search_phase
+from deca_tune.memory import peak_rss_mb
+
 SIZES = {"tiny": 2_000, "0.1M": 100_000, "1M": 1_000_000, "10M": 10_000_000}
 DEFAULT_SIZES = "0.1M,1M,10M"
 PHASES = ("write", "load_cold", "load_cached", "train")
+#: phases run only when asked for (``--phases ...,search``)
+EXTRA_PHASES = ("search",)
 CSV_OPTIONS = {"user_col": "user", "item_col": "item", "rating_col": "rating",
                "time_col": "timestamp", "clean": "rating>=4", "split": "random", "seed": 0}
 
@@ -60,12 +66,6 @@ def parse_size(text: str) -> tuple[str, int]:
     if rows < 100:
         raise argparse.ArgumentTypeError(f"size {text!r}: at least 100 rows")
     return text, rows
-
-
-def _rss_mb() -> float:
-    """Peak resident memory of this process so far (MiB; Linux reports KiB)."""
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return round(peak / (1024 * 1024 if sys.platform == "darwin" else 1024), 1)
 
 
 def build_gmf_trainer(csv_path: str, split: Any, *, method: str, recipe: str, device: str,
@@ -185,7 +185,7 @@ def run_phase(phase: str, csv_path: Path, *, rows: int, text_ids: bool, device: 
         import torch
 
         from deca_tune.training import build_trainer  # noqa: F401
-    base = _rss_mb()
+    base = peak_rss_mb()
     if phase == "write":
         from deca_tune.data.synthetic import write_synthetic_csv
 
@@ -193,7 +193,7 @@ def run_phase(phase: str, csv_path: Path, *, rows: int, text_ids: bool, device: 
         info = write_synthetic_csv(csv_path, rows, text_ids=text_ids)
         return {"write_s": round(time.perf_counter() - start, 3), "rows": info["rows"],
                 "users": info["users"], "items": info["items"],
-                "file_mb": round(info["bytes"] / 2**20, 1), "write_rss_mb": _rss_mb(),
+                "file_mb": round(info["bytes"] / 2**20, 1), "write_rss_mb": peak_rss_mb(),
                 "write_base_rss_mb": base}
     if phase in ("load_cold", "load_cached"):
         loader = REC_DATASETS.get("csv")
@@ -201,7 +201,7 @@ def run_phase(phase: str, csv_path: Path, *, rows: int, text_ids: bool, device: 
         split = loader(csv_path.parent, False, path=str(csv_path), **CSV_OPTIONS)
         seconds = time.perf_counter() - start
         stats = split.stats()
-        return {f"{phase}_s": round(seconds, 3), f"{phase}_rss_mb": _rss_mb(),
+        return {f"{phase}_s": round(seconds, 3), f"{phase}_rss_mb": peak_rss_mb(),
                 f"{phase}_base_rss_mb": base,
                 **({"split_users": stats["users"], "split_items": stats["items"],
                     "train": stats["train"], "test": stats["test"],
@@ -228,7 +228,7 @@ def run_phase(phase: str, csv_path: Path, *, rows: int, text_ids: bool, device: 
                 del trainer
         if rank:
             out.update(rank_and_probe(gmf, split, batch, device, rank_max_users))
-        out.update({"train_rss_mb": _rss_mb(), "train_base_rss_mb": base})
+        out.update({"train_rss_mb": peak_rss_mb(), "train_base_rss_mb": base})
         return out
     raise ValueError(f"unknown phase {phase!r}; choose one of: {', '.join(PHASES)}")
 
@@ -267,10 +267,15 @@ def measure_size(label: str, rows: int, workdir: Path, args: argparse.Namespace)
     csv_path, cache = folder / "ratings.csv", folder / "cache"
     shutil.rmtree(cache, ignore_errors=True)
     row: dict[str, Any] = {"size": label, "rows_requested": rows}
-    for name in PHASES:
+    for name in (*PHASES, *EXTRA_PHASES):
         if name not in args.phases and not (name == "write" and not csv_path.exists()):
             continue
         if name == "write" and csv_path.exists() and args.reuse_files:
+            continue
+        if name == "search":
+            row.update(run_search_phase(csv_path, CSV_OPTIONS, folder, label, methods=args.search_methods,
+                                        trials=args.search_trials, epochs=args.search_epochs,
+                                        timeout=args.timeout))
             continue
         for phase in ([f"train:{r}" for r in args.recipes] if name == "train" else [name]):
             result = _measure_phase(phase, csv_path, cache, rows, args)
@@ -397,6 +402,10 @@ def main(argv: list[str] | None = None) -> int:
                    help="the recipe whose train phase also ranks (default: the last of --recipes)")
     p.add_argument("--rank-max-users", type=int, default=0,
                    help="rank only the first N test users and extrapolate (0: all)")
+    p.add_argument("--search-methods", default="normal,deca",
+                   help="the search phase's methods (GMF; default normal,deca)")
+    p.add_argument("--search-trials", type=int, default=4, help="the search phase's trials per method")
+    p.add_argument("--search-epochs", type=int, default=2, help="the search phase's epochs per trial")
     # internal: one phase in this process, print its JSON
     p.add_argument("--rank", type=int, default=1, help=argparse.SUPPRESS)
     p.add_argument("--phase", help=argparse.SUPPRESS)
@@ -417,9 +426,10 @@ def main(argv: list[str] | None = None) -> int:
     bad = sorted(set(args.recipes) - {"published", "linear"})
     if bad:
         p.error(f"unknown recipe(s) {', '.join(bad)}; choose from: published, linear")
-    unknown = sorted(set(args.phases) - set(PHASES))
+    unknown = sorted(set(args.phases) - set(PHASES) - set(EXTRA_PHASES))
     if unknown:
-        p.error(f"unknown phase(s) {', '.join(unknown)}; choose from: {', '.join(PHASES)}")
+        p.error(f"unknown phase(s) {', '.join(unknown)}; choose from: "
+                f"{', '.join(PHASES + EXTRA_PHASES)}")
     try:
         sizes = [parse_size(s) for s in (["tiny"] if args.tiny else args.sizes.split(",")) if s.strip()]
     except argparse.ArgumentTypeError as exc:
@@ -445,6 +455,9 @@ def main(argv: list[str] | None = None) -> int:
           f"{machine['cpus']} CPUs)")
     print(format_table(rows))
     print(format_training_table(rows, args.recipes))
+    if "search" in args.phases:
+        print("\nsearch (seconds; trial parts summed over trials, in slot-seconds):")
+        print(format_search_table(rows))
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"machine": machine, "ids": args.ids, "device": args.device,

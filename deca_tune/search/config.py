@@ -52,6 +52,7 @@ DEFAULTS: dict[str, Any] = {
     "cpus_per_trial": 1.0,
     "gpus_per_trial": 0.0,
     "max_concurrent": None,
+    "overlap": 2,
     "grace_period": None,
     "reduction_factor": 2.0,
     "max_failures": 1,
@@ -196,6 +197,10 @@ def build_parser(raise_errors: bool = False) -> argparse.ArgumentParser:
                    help="fractional values share a GPU (0.25: four trials per GPU)")
     g.add_argument("--max-concurrent", type=positive_int, default=d["max_concurrent"],
                    help="trials at a time (default: what the cluster's CPUs/GPUs allow)")
+    g.add_argument("--overlap", type=positive_int, default=d["overlap"],
+                   help="units (method x backbone x data set) in flight at once: while one unit's "
+                        "search or seed runs leave a slot idle (ASHA's last trials, 3 seeds on 2 "
+                        "slots), the next unit's trials take it; 1 = one unit after another")
     g.add_argument("--max-failures", type=nonnegative_int, default=d["max_failures"],
                    help="retries of a crashed trial from its last checkpoint (a killed worker, a "
                         "lost node); deterministic errors (invalid configuration, non-finite loss) "
@@ -258,6 +263,7 @@ class ExperimentConfig:
     plugins: list[str] = field(default_factory=list)
     keep_checkpoints: str = "best"
     quick: bool = False
+    overlap: int = 2
     set: dict[str, Any] = field(default_factory=dict)
     #: spec keys varied across units (one unit per value, for the methods that read the key)
     vary: dict[str, list[Any]] = field(default_factory=dict)
@@ -441,7 +447,7 @@ def command_line(argv: Sequence[str]) -> str:
 
 
 #: options that may differ when resuming (they do not change what the trials compute)
-RESUME_OVERRIDABLE = {"address", "verbose", "max_concurrent", "cpus_per_trial", "gpus_per_trial",
+RESUME_OVERRIDABLE = {"address", "verbose", "max_concurrent", "overlap", "cpus_per_trial", "gpus_per_trial",
                       "max_failures", "dry_run", "resume", "name", "storage_path", "config",
                       "keep_checkpoints", "about"}
 

@@ -187,37 +187,49 @@ class _Phase:
     kind: str  # "search" or "seeds"
     params: tuple[str, ...]
     trials: int
+    max_epochs: int  # epochs of one of its trials (its unit's budget)
 
 
 @dataclass
 class Progress:
-    """Counts and lines of trial events over the whole experiment (one driver run)."""
+    """Counts and lines of trial events over the whole experiment (one driver run). Several units
+    may run at once (``--overlap``): each trial event names its phase (unit and kind), so a
+    trial's label and epoch budget are its own unit's."""
 
     log: RunLog
     total_trials: int
-    max_epochs: int  # epochs of a trial of the current phase (its unit's budget)
+    max_epochs: int  # epochs of a trial of a phase not announced with begin()
     budget: float | None = None  # epochs of the whole experiment (default: trials x max_epochs)
     started: float = field(default_factory=time.perf_counter)
     done_trials: int = 0
     done_budget: float = 0.0  # epochs of the budget used up (ended trials count in full)
     run_budget: float = 0.0  # ... of which by trials that ended in this run (the ETA's rate)
     running: dict[str, int] = field(default_factory=dict)  # trial id -> epochs reported
-    phase: _Phase | None = None
+    limits: dict[str, int] = field(default_factory=dict)  # trial id -> its phase's max epochs
+    phases: dict[tuple[str, str], _Phase] = field(default_factory=dict)
+    phase: _Phase | None = None  # the phase begun last (events that name none)
     last_report: str = ""
+    show_units: bool = False  # lead trial lines with their unit (units run at once)
+
+    def __post_init__(self) -> None:
+        self.lock = threading.RLock()  # events arrive from every running unit's Tuner thread
 
     @property
     def total_budget(self) -> float:
         return float(self.budget if self.budget is not None else self.total_trials * self.max_epochs)
 
+    def _running_epochs(self) -> float:
+        return sum(min(e, self.limits.get(t, self.max_epochs)) for t, e in self.running.items())
+
     def fraction(self) -> float:
-        used = self.done_budget + sum(min(e, self.max_epochs) for e in self.running.values())
+        used = self.done_budget + self._running_epochs()
         return min(1.0, used / self.total_budget) if self.total_budget else 1.0
 
     def eta(self) -> float:
         """Seconds left: the budget left at the rate of this run (NaN until a trial reported)."""
         if self.fraction() >= 1.0:
             return 0.0
-        used = self.run_budget + sum(min(e, self.max_epochs) for e in self.running.values())
+        used = self.run_budget + self._running_epochs()
         left = self.total_budget * (1.0 - self.fraction())
         elapsed = time.perf_counter() - self.started
         return elapsed * left / used if used > 0 and elapsed >= 1 else math.nan
@@ -230,19 +242,29 @@ class Progress:
     # -------------------------------------------------------------- phases
     def begin(self, unit: str, kind: str, params: tuple[str, ...], trials: int,
               max_epochs: int | None = None) -> None:
-        self.phase = _Phase(unit, kind, tuple(params), trials)
-        if max_epochs is not None:
-            self.max_epochs = max_epochs
+        with self.lock:
+            self.phase = _Phase(unit, kind, tuple(params), trials,
+                                self.max_epochs if max_epochs is None else max_epochs)
+            self.phases[(unit, kind)] = self.phase
 
-    def account(self, trials: int, epochs: float | None = None) -> None:
-        """Trials ended in an earlier run of the driver (resume) or skipped (a unit without seeds)."""
-        self.done_trials += trials
-        self.done_budget += trials * self.max_epochs if epochs is None else epochs
+    def _phase_of(self, key: tuple[str, str] | None) -> _Phase | None:
+        return self.phases.get(key, self.phase) if key is not None else self.phase
+
+    def account(self, trials: int, epochs: float | None = None,
+                phase: tuple[str, str] | None = None) -> None:
+        """Trials ended in an earlier run of the driver (resume) or skipped (a unit without
+        seeds); ``phase``: ``(unit, kind)`` (default: the phase begun last)."""
+        with self.lock:
+            found = self._phase_of(phase)
+            per_trial = found.max_epochs if found is not None else self.max_epochs
+            self.done_trials += trials
+            self.done_budget += trials * per_trial if epochs is None else epochs
 
     # -------------------------------------------------------------- events
     def event(self, trial_id: str, text: str) -> None:
-        self.log.say(f"{self.prefix()} {trial_id} {text}", level=1)
-        self.refresh()
+        with self.lock:
+            self.log.say(f"{self.prefix()} {trial_id} {text}", level=1)
+            self.refresh()
 
     def refresh(self) -> None:
         if self.log.live:
@@ -251,37 +273,49 @@ class Progress:
             bar = "#" * int(bar_width * frac) + "-" * (bar_width - int(bar_width * frac))
             self.log.set_status(f"{self.prefix()} [{bar}] {self.last_report}"[:150])
 
-    def _label(self, trial: Any) -> str:
+    def _label(self, trial: Any, phase: _Phase | None) -> str:
         config = getattr(trial, "config", {}) or {}
-        if self.phase is not None and self.phase.kind == "seeds":
-            return f"seed {config.get('seed')}"
-        params = self.phase.params if self.phase is not None else ()
-        return " ".join(f"{k}={_fmt(config.get(k))}" for k in params) or "(nothing searched)"
+        if phase is not None and phase.kind == "seeds":
+            text = f"seed {config.get('seed')}"
+        else:
+            params = phase.params if phase is not None else ()
+            text = " ".join(f"{k}={_fmt(config.get(k))}" for k in params) or "(nothing searched)"
+        return f"{phase.unit}: {text}" if phase is not None and self.show_units else text
 
-    def on_start(self, trial: Any) -> None:
-        tid = trial.trial_id
-        resumed = _restored_epoch(trial)
-        self.running[tid] = resumed or 0
-        what = f"resumed from its epoch-{resumed} checkpoint" if resumed else "started"
-        self.event(tid, f"{what}: {self._label(trial)}")
+    def on_start(self, trial: Any, phase: tuple[str, str] | None = None) -> None:
+        with self.lock:
+            found = self._phase_of(phase)
+            tid = trial.trial_id
+            resumed = _restored_epoch(trial)
+            self.running[tid] = resumed or 0
+            self.limits[tid] = found.max_epochs if found is not None else self.max_epochs
+            what = f"resumed from its epoch-{resumed} checkpoint" if resumed else "started"
+            self.event(tid, f"{what}: {self._label(trial, found)}")
 
     def on_result(self, trial: Any, result: dict[str, Any]) -> None:
         if TRIAL_ERROR in result or "epoch" not in result:
             return
-        epoch = int(result.get("epoch") or 0)
-        self.running[trial.trial_id] = epoch
-        self.last_report = f"{trial.trial_id} epoch {epoch}: score {_fmt(result.get(SCORE))}"
-        self.refresh()
+        with self.lock:
+            epoch = int(result.get("epoch") or 0)
+            self.running[trial.trial_id] = epoch
+            self.last_report = f"{trial.trial_id} epoch {epoch}: score {_fmt(result.get(SCORE))}"
+            self.refresh()
 
-    def _end(self, trial: Any) -> None:
+    def _end(self, trial: Any, phase: tuple[str, str] | None) -> None:
+        found = self._phase_of(phase)
+        budget = self.limits.pop(trial.trial_id, found.max_epochs if found is not None else self.max_epochs)
         self.running.pop(trial.trial_id, None)
         self.done_trials += 1
-        self.done_budget += self.max_epochs
-        self.run_budget += self.max_epochs
+        self.done_budget += budget
+        self.run_budget += budget
 
-    def on_complete(self, trial: Any) -> None:
+    def on_complete(self, trial: Any, phase: tuple[str, str] | None = None) -> None:
         last = dict(getattr(trial, "last_result", None) or {})
-        self._end(trial)
+        with self.lock:
+            self._end(trial, phase)
+            self._report_end(trial, last)
+
+    def _report_end(self, trial: Any, last: dict[str, Any]) -> None:
         tid = trial.trial_id
         if last.get(TRIAL_ERROR):
             self.event(tid, f"failed: {last[TRIAL_ERROR]} (deterministic: not retried)")
@@ -292,8 +326,9 @@ class Progress:
             self.event(tid, f"stopped by ASHA after epoch {_fmt(last.get('epoch'))}: score "
                             f"{_fmt(last.get(SCORE))}")
 
-    def on_error(self, trial: Any) -> None:
-        self._end(trial)
+    def on_error(self, trial: Any, phase: tuple[str, str] | None = None) -> None:
+        with self.lock:
+            self._end(trial, phase)
         failures = getattr(getattr(trial, "run_metadata", None), "num_failures", None)
         tries = f" after {failures} attempt(s)" if failures and failures > 1 else ""
         self.event(trial.trial_id, f"failed{tries}: {trial_error_text(trial)}")
@@ -350,15 +385,19 @@ def active(progress: Progress) -> Iterator[Progress]:
 
 
 class ConsoleCallback(tune.Callback):
-    """Tune callback feeding the active :class:`Progress`. It holds no state, so the copy that a
-    restored Tuner unpickles (``--resume``) reports to the current driver's progress."""
+    """Tune callback feeding the active :class:`Progress`, naming the phase (``unit``, ``kind``)
+    of the Tuner it belongs to. It holds no other state, so the copy that a restored Tuner
+    unpickles (``--resume``) reports to the current driver's progress."""
+
+    def __init__(self, unit: str | None = None, kind: str | None = None) -> None:
+        self.phase = (unit, kind) if unit is not None and kind is not None else None
 
     def _progress(self) -> Progress | None:
         return _ACTIVE[-1] if _ACTIVE else None
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         if (p := self._progress()) is not None:
-            p.on_start(trial)
+            p.on_start(trial, self.phase)
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
         if (p := self._progress()) is not None:
@@ -366,11 +405,11 @@ class ConsoleCallback(tune.Callback):
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         if (p := self._progress()) is not None:
-            p.on_complete(trial)
+            p.on_complete(trial, self.phase)
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         if (p := self._progress()) is not None:
-            p.on_error(trial)
+            p.on_error(trial, self.phase)
 
     def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         if (p := self._progress()) is not None:

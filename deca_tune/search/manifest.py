@@ -23,6 +23,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from deca_tune.memory import peak_rss_mb
 from deca_tune.search.config import command_line
 from deca_tune.search.plan import Plan
 from deca_tune.tasks import get_task
@@ -139,7 +140,8 @@ def start_run(manifest: dict[str, Any], argv: list[str]) -> dict[str, Any]:
 
 def finish_run(manifest: dict[str, Any], entry: dict[str, Any], seconds: float, outcome: str,
                exit_code: int | None) -> None:
-    entry.update({"finished": now(), "wall_seconds": seconds, "outcome": outcome, "exit_code": exit_code})
+    entry.update({"finished": now(), "wall_seconds": seconds, "outcome": outcome, "exit_code": exit_code,
+                  "driver_peak_rss_mb": peak_rss_mb()})
     manifest["wall_seconds"] = sum(float(r.get("wall_seconds") or 0.0) for r in manifest["runs"])
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -160,18 +161,55 @@ _TUNE_ENV = {"TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1",
              "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0"}
 
 
+_ENV_LOCK = threading.Lock()
+_ENV_DEPTH = [0, {}]  # fits in flight (units run in threads), the values before the first
+
+
 @contextlib.contextmanager
 def _tune_env() -> Iterator[None]:
-    old = {k: os.environ.get(k) for k in _TUNE_ENV}
-    os.environ.update(_TUNE_ENV)
+    """Tune's driver settings while any fit runs (re-entrant: units fit in several threads)."""
+    with _ENV_LOCK:
+        if _ENV_DEPTH[0] == 0:
+            _ENV_DEPTH[1] = {k: os.environ.get(k) for k in _TUNE_ENV}
+            os.environ.update(_TUNE_ENV)
+        _ENV_DEPTH[0] += 1
     try:
         yield
     finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+        with _ENV_LOCK:
+            _ENV_DEPTH[0] -= 1
+            if _ENV_DEPTH[0] == 0:
+                for k, v in _ENV_DEPTH[1].items():
+                    if v is None:
+                        os.environ.pop(k, None)
+                    else:
+                        os.environ[k] = v
+
+
+@contextlib.contextmanager
+def shared_stop(event: threading.Event) -> Iterator[None]:
+    """While active, every ``Tuner.fit`` of this process, in any thread, ends as on Ctrl-C when
+    ``event`` is set: Tune saves the experiment state with unfinished trials resumable.
+
+    Tune installs its SIGINT handler only when fitted in the main thread; the driver fits units
+    in threads when several run at once (``--overlap``), so the driver's own handler sets this
+    one event instead. Tune takes the event from ``ray.tune.tune._setup_signal_catching`` (Ray
+    2.x); without that hook the driver runs one unit at a time (:func:`can_share_stop`)."""
+    import ray.tune.tune as tune_run
+
+    original = tune_run._setup_signal_catching
+    tune_run._setup_signal_catching = lambda: event
+    try:
+        yield
+    finally:
+        tune_run._setup_signal_catching = original
+
+
+def can_share_stop() -> bool:
+    """Whether this Ray has the hook :func:`shared_stop` replaces."""
+    import ray.tune.tune as tune_run
+
+    return callable(getattr(tune_run, "_setup_signal_catching", None))
 
 
 #: spec entries of search trials and of seed reruns (for the families whose spec has the key, and
@@ -186,14 +224,41 @@ def _phase_entries(spec: dict[str, Any], fixed: dict[str, Any], entries: dict[st
     return {k: v for k, v in entries.items() if k in spec and k not in fixed}
 
 
-def _trainable(res: Resources):
-    """The trainable with its resources and the data sets the driver loaded (``load_data``),
-    put once into Ray's object store (``tune.with_parameters``) instead of parsed again by every
-    worker."""
-    from deca_tune.data.loading import loaded_datasets
+def share_data() -> tuple[list[Any], float]:
+    """Put the data sets the driver loaded (``load_data``) into Ray's object store once for the
+    whole experiment and drop the driver's own copies (its caches reload from the split cache
+    should it need one again); returns ``([ref], seconds)``. Every trial, on any node, fetches
+    them from there instead of parsing the files again (``trainables.trial``)."""
+    from deca_tune.data.loading import clear_cache, loaded_datasets
 
-    with_data = tune.with_parameters(trainable, datasets=loaded_datasets())
+    start = time.perf_counter()
+    ref = ray.put(loaded_datasets())
+    clear_cache()
+    return [ref], time.perf_counter() - start
+
+
+def _trainable(res: Resources, shared: list[Any] | None = None):
+    """The trainable with its resources and the data sets: ``shared`` (:func:`share_data`), or,
+    without it, the data sets this process loaded, put into the object store for this Tuner."""
+    if shared is not None:
+        with_data = tune.with_parameters(trainable, shared=shared)
+    else:
+        from deca_tune.data.loading import loaded_datasets
+
+        with_data = tune.with_parameters(trainable, datasets=loaded_datasets())
     return tune.with_resources(with_data, {"cpu": res.cpus, "gpu": res.gpus})
+
+
+#: the name under which :func:`register_trial` registers the experiment's trainable
+TRIAL_NAME = "deca_tune_trial"
+
+
+def register_trial(res: Resources, shared: list[Any]) -> str:
+    """Register the experiment's trainable (resources, shared data) once, by name, in the main
+    thread: Tune's registry is not safe to write from several threads, and every unit's Tuner
+    (fitted in its own thread when units overlap) then only names it."""
+    tune.register_trainable(TRIAL_NAME, _trainable(res, shared))
+    return TRIAL_NAME
 
 
 def _run_config(plan: Plan, folder: str, unit: Unit, callbacks: Sequence[Any]) -> tune.RunConfig:
@@ -203,7 +268,7 @@ def _run_config(plan: Plan, folder: str, unit: Unit, callbacks: Sequence[Any]) -
         failure_config=tune.FailureConfig(max_failures=plan.cfg.max_failures),
         checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
         sync_config=tune.SyncConfig(sync_artifacts=True),  # TensorBoard files of the trial dir
-        callbacks=[CSVLoggerCallback(), JsonLoggerCallback(), ConsoleCallback(), *callbacks],
+        callbacks=[CSVLoggerCallback(), JsonLoggerCallback(), ConsoleCallback(unit.key, folder), *callbacks],
         verbose=2 if plan.cfg.verbose >= 2 else 0,
     )
 
@@ -232,7 +297,7 @@ def _refresh_run_config(tuner: tune.Tuner, fresh: tune.RunConfig) -> None:
 
 
 def _fit(path: Path, make_tuner, resourced, resume: bool, expected: int, run_config: tune.RunConfig,
-         progress: Progress | None = None) -> tune.ResultGrid:
+         progress: Progress | None = None, phase: tuple[str, str] | None = None) -> tune.ResultGrid:
     """Fit a new Tuner, or restore one (ended trials kept, unfinished ones continued)."""
     with _tune_env():
         if resume and tune.Tuner.can_restore(str(path)):
@@ -241,7 +306,7 @@ def _fit(path: Path, make_tuner, resourced, resume: bool, expected: int, run_con
             grid = tuner.get_results()
             done = grid.num_terminated + grid.num_errors
             if progress is not None:
-                progress.account(min(grid.num_terminated, expected))
+                progress.account(min(grid.num_terminated, expected), phase=phase)
             if done >= expected and grid.num_errors == 0:
                 return grid  # done before: nothing to repeat
         else:
@@ -281,10 +346,11 @@ def complete_start(space: Any, spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def run_search(plan: Plan, unit: Unit, res: Resources, callbacks: Sequence[Any] = (),
-               progress: Progress | None = None) -> tune.ResultGrid:
-    """The search of one unit: Optuna + ASHA (or the paper grid) over its space."""
+               progress: Progress | None = None, registered: str | None = None) -> tune.ResultGrid:
+    """The search of one unit: Optuna + ASHA (or the paper grid) over its space. ``registered``:
+    the trainable's name (:func:`register_trial`); default: a trainable made for this Tuner."""
     cfg = plan.cfg
-    resourced = _trainable(res)
+    resourced = registered or _trainable(res)
     scheduler = (ASHAScheduler(time_attr="epoch", max_t=unit.max_epochs, grace_period=unit.grace_period,
                                reduction_factor=cfg.reduction_factor)
                  if cfg.use_asha else FIFOScheduler())
@@ -310,16 +376,17 @@ def run_search(plan: Plan, unit: Unit, res: Resources, callbacks: Sequence[Any] 
 
     run_config = _run_config(plan, "search", unit, callbacks)
     grid = _fit(plan.experiment_dir / "search" / unit.key, make_tuner, resourced, cfg.resume,
-                unit.n_trials(cfg), run_config, progress)
+                unit.n_trials(cfg), run_config, progress, (unit.key, "search"))
     close_stale_optuna_trials(plan, unit)
     return grid
 
 
 def run_seeds(plan: Plan, unit: Unit, best_config: dict[str, Any], res: Resources,
-              callbacks: Sequence[Any] = (), progress: Progress | None = None) -> tune.ResultGrid:
+              callbacks: Sequence[Any] = (), progress: Progress | None = None,
+              registered: str | None = None) -> tune.ResultGrid:
     """Rerun ``best_config`` once per seed (full ``max_epochs``, no early stopping by Tune)."""
     cfg = plan.cfg
-    resourced = _trainable(res)
+    resourced = registered or _trainable(res)
     config = {**best_config, **_phase_entries(best_config, cfg.set, SEED_RUN),
               "seed": tune.grid_search(list(cfg.seeds))}
 
@@ -336,7 +403,7 @@ def run_seeds(plan: Plan, unit: Unit, best_config: dict[str, Any], res: Resource
 
     run_config = _run_config(plan, "seeds", unit, callbacks)
     return _fit(plan.experiment_dir / "seeds" / unit.key, make_tuner, resourced, cfg.resume,
-                len(cfg.seeds), run_config, progress)
+                len(cfg.seeds), run_config, progress, (unit.key, "seeds"))
 
 
 def timed(fn, *args: Any, **kwargs: Any) -> tuple[Any, float]:
