@@ -381,3 +381,36 @@ def test_scale_benchmark_tiny(tmp_path):
                                      args, 500)
     assert res["rows"] == 500 and res["write_rss_mb"] > 0
     assert scale.parse_size("250k") == ("250k", 250_000) and scale.parse_size("1M")[1] == 10**6
+
+
+def test_scale_benchmark_search_phase_tiny(tmp_path):
+    """``bench scale --phases search``: a whole search on the file, its wall time split into load,
+    hand-over, training, evaluation and Tune's overhead, with the driver's and trials' memory."""
+    from deca_tune.bench import scale
+
+    out = tmp_path / "scale.json"
+    assert scale.main(["--tiny", "--phases", "search", "--search-trials", "2", "--search-epochs", "2",
+                       "--workdir", str(tmp_path / "w"), "--out", str(out)]) == 0
+    (row,) = json.loads(out.read_text())["sizes"]
+    trials = row["search_per_trial"]
+    # 2 units (normal, deca) x 2 search trials, plus one seed run each
+    assert row["search_trials"] == len(trials) == 6 and row["search_slots"] >= 1
+    assert {t["unit"] for t in trials} == {"csv__gmf__normal", "csv__gmf__deca"}
+    assert sum(t["phase"] == "seeds" for t in trials) == 2
+    for t in trials:
+        parts = [t[k] for k in scale_search_parts()]
+        assert min(parts) >= 0 and t["train"] > 0 and t["peak_rss_mb"] > 0
+        # Tune's time_total_s covers the trial's epochs (training and evaluation) and its set-up
+        assert t["handover"] + t["setup"] + t["train"] + t["eval"] <= t["total"] + 0.05
+    assert row["search_load_s"] > 0 and row["search_share_s"] >= 0
+    assert row["search_driver_peak_rss_mb"] > 0 and row["search_trial_peak_rss_mb"] > 0
+    assert row["search_tune_overhead_s"] == pytest.approx(
+        row["search_wall_s"] - row["search_load_s"] - row["search_share_s"]
+        - row["search_total_slot_s"] / row["search_slots"], abs=0.2)
+    assert "| tiny | 6 (" in scale.format_search_table([row])
+
+
+def scale_search_parts() -> tuple[str, ...]:
+    from deca_tune.bench.scale_search import SEARCH_PARTS
+
+    return SEARCH_PARTS

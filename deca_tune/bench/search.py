@@ -10,6 +10,11 @@
   fixed (by default the best l2 of a 6-point grid search of ``normal``, the paper's l2 grid), the
   same max epochs. Reports the best validation NDCG@20 each reaches and the epochs each spends.
   ``--full-grid`` searches l2 as well (the paper's 288 configurations).
+- ``overlap``: slot use of one small preset-shaped experiment (``--overlap-dataset``, default
+  ``modcloth-paper``, paper protocol; GMF ``normal`` and ``deca``; 4 trials x 3 epochs with ASHA;
+  seeds 0 1) run with ``--overlap 1`` (one unit after another) and ``--overlap 2``: wall time,
+  the trials' own seconds over the slots, and their ratio (the manifest's ``slot_use``; issue 22
+  wants <= 1.15).
 
 Every run is a real experiment folder under ``--storage-path`` (default ``results/bench``);
 the numbers are printed as Markdown and saved to ``<storage>/bench-search.json``. The machine's
@@ -128,11 +133,31 @@ def bench_efficiency(storage: Path, data_root: str | None, epochs: int, l2: floa
     return out
 
 
+def bench_overlap(storage: Path, data_root: str | None, dataset: str,
+                  overlaps: tuple[int, ...] = (1, 2)) -> dict[str, Any]:
+    """The same experiment at each ``--overlap``: wall, trial seconds / slots, ratio."""
+    out: dict[str, Any] = {}
+    for overlap in overlaps:
+        run = _search(["--datasets", dataset, "--protocol", "paper", "--backbones", "gmf",
+                       "--methods", "normal,deca", "--num-samples", "4", "--max-epochs", "3",
+                       "--seeds", "0", "1", "--overlap", str(overlap)], storage,
+                      f"overlap{overlap}-{int(time.time())}", data_root)
+        m = run.pop("manifest")
+        use = m["slot_use"]
+        out[f"overlap{overlap}"] = {
+            "command": run["command"], "wall_seconds": use["wall_seconds"],
+            "trial_seconds": use["trial_seconds"], "slots": use["slots"],
+            "ideal_wall_seconds": use["ideal_wall_seconds"], "ratio": use["ratio"],
+            "command_seconds": run["wall_seconds"], "load_before": run["load_before"],
+            "load_after": run["load_after"], "experiment": run["experiment"]}
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m deca_tune.bench search", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("which", nargs="*", default=["default", "overhead", "efficiency"],
-                   choices=["default", "overhead", "efficiency"])
+                   choices=["default", "overhead", "efficiency", "overlap"])
     p.add_argument("--storage-path", default="results/bench")
     p.add_argument("--data-root", default=None)
     p.add_argument("--epochs", type=int, default=10, help="max epochs (overhead, efficiency)")
@@ -140,6 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--l2", type=float, default=None,
                    help="fix l2 for the efficiency runs (default: best of a normal l2 grid)")
     p.add_argument("--full-grid", action="store_true", help="efficiency: search l2 too (288 configs)")
+    p.add_argument("--overlap-dataset", default="modcloth-paper", help="overlap: the data set")
     args = p.parse_args(argv)
     storage = Path(args.storage_path).resolve()
     storage.mkdir(parents=True, exist_ok=True)
@@ -164,6 +190,13 @@ def main(argv: list[str] | None = None) -> int:
             r = e[label]
             print(f"| {label} | {r['trials']} | {r['epochs_spent']} | {r['best_valid_ndcg@20']:.4f} | "
                   f"{r['best_config']} | {r['wall_seconds']:.0f} | {r['load_before']} -> {r['load_after']} |")
+    if "overlap" in args.which:
+        v = report["overlap"] = bench_overlap(storage, args.data_root, args.overlap_dataset)
+        print("\n| --overlap | wall s | trial s | slots | wall / (trial s / slots) | load |")
+        print("|---|---|---|---|---|---|")
+        for key, r in v.items():
+            print(f"| {key[7:]} | {r['wall_seconds']:.1f} | {r['trial_seconds']:.1f} | {r['slots']} | "
+                  f"{r['ratio']:.2f} | {r['load_before']} -> {r['load_after']} |")
     out = storage / "bench-search.json"
     previous = json.loads(out.read_text()) if out.exists() else {}
     previous.update({k: v for k, v in report.items()})
