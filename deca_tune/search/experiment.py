@@ -180,9 +180,17 @@ class ExperimentRun:
             raise ExperimentInterrupted("; ".join(parts) or "stopped", left, expected)
 
     def _unit_unless_stopped(self, stop: threading.Event, i: int, unit: Unit) -> bool:
+        """Run the unit unless the experiment was stopped; an unexpected error stops the other
+        units in flight too (resumably) before it reaches the driver."""
         if stop.is_set():
             return False
-        self.run_unit(i, unit)
+        try:
+            self.run_unit(i, unit)
+        except ExperimentInterrupted:
+            raise
+        except BaseException:
+            stop.set()
+            raise
         return True
 
     def run_unit(self, i: int, unit: Unit) -> None:
