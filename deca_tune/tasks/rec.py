@@ -40,6 +40,11 @@ DEFAULTS: dict[str, Any] = {
     # (Optuna, ASHA and the best-config choice read only ``score``) and "all" for the seed
     # reruns, whose per-epoch test curves the report draws.
     "eval_splits": "all",
+    # None: every user with validation pairs is ranked; N: the validation splits (valid,
+    # valid_clean) rank a fixed random sample of N of them (seeded by VALID_USERS_SEED, the same
+    # for every trial, epoch and method), the test splits every user. For large files, where a
+    # full ranking of every validation user costs many epochs of training (docs/benchmarks.md).
+    "valid_users": None,
     # None: only ``patience`` (selection metric per epoch); "authors": the DeCA authors' rule
     # (every ``early_stop_every`` iterations the BCE of f on their validation positives + one fresh
     # negative each; stop at the 2nd rise over the previous value, rises never reset; mid-epoch)
@@ -85,6 +90,7 @@ def check(spec: Mapping[str, Any]) -> None:
     check_range(spec, "l2", 0)
     check_range(spec, "neg_ratio", 1, integer=True)
     check_range(spec, "eval_batch_users", 1, integer=True)
+    check_range(spec, "valid_users", 1, integer=True)
     if spec.get("eval_splits", "all") not in EVAL_SPLIT_CHOICES:
         raise SpecError("eval_splits", f"unknown value {spec['eval_splits']!r}; choose one of: "
                                        f"{', '.join(EVAL_SPLIT_CHOICES)}")

@@ -34,6 +34,30 @@ EVAL_SPLITS = ("valid", "valid_clean", "test", "test_clean")
 PROBE_PAIRS = 1024
 
 
+#: seed of the validation users' sample (spec ``valid_users``): one sample for every trial
+VALID_USERS_SEED = 0
+
+
+def sample_valid_users(sets: dict[str, tuple[np.ndarray, np.ndarray]],
+                       n: int | None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """``sets`` (``RecSplit.evaluation_sets``: ``(user, item)`` rows) with the validation splits'
+    relevant pairs cut to those of a fixed random sample of ``n`` of their users (all of them when
+    ``n`` is None or at least their number). A metric averaged over users is then an unbiased
+    estimate of the full one; the masked pairs stay as they are."""
+    valid = [name for name in ("valid", "valid_clean") if name in sets and len(sets[name][0])]
+    if n is None or not valid:
+        return sets
+    users = np.unique(np.concatenate([sets[name][0][:, 0] for name in valid]))
+    if int(n) >= len(users):
+        return sets
+    chosen = np.sort(np.random.default_rng(VALID_USERS_SEED).choice(users, int(n), replace=False))
+    out = dict(sets)
+    for name in valid:
+        relevant, masked = sets[name]
+        out[name] = (relevant[np.isin(relevant[:, 0], chosen)], masked)
+    return out
+
+
 class RecTrainer(EpochTrainer):
     """Trains ``spec["method"]`` on ``spec["backbone"]`` / ``spec["dataset"]``; see the trainer
     contract in ``docs/architecture.md``."""
@@ -68,7 +92,7 @@ class RecTrainer(EpochTrainer):
         self.l2_weight = float(s["l2"]) / (2.0 * self.split.n_users)
         #: pairs never ranked when scoring the test splits (the protocol's mask)
         self.test_mask = self.split.test_mask(s["protocol"])
-        self._eval_sets = self.split.evaluation_sets(s["protocol"])
+        self._eval_sets = sample_valid_users(self.split.evaluation_sets(s["protocol"]), s.get("valid_users"))
         self._setup_recipe()
 
     def _setup_recipe(self) -> None:
