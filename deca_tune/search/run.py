@@ -161,29 +161,36 @@ _TUNE_ENV = {"TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1",
              "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0"}
 
 
-_ENV_LOCK = threading.Lock()
-_ENV_DEPTH = [0, {}]  # fits in flight (units run in threads), the values before the first
+class _TuneEnv:
+    """Tune's driver settings (:data:`_TUNE_ENV`) while any fit runs; re-entrant, because units in
+    flight at once fit in several threads: the first fit sets them, the last one restores them."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.fits = 0
+        self.saved: dict[str, str | None] = {}
+
+    @contextlib.contextmanager
+    def __call__(self) -> Iterator[None]:
+        with self.lock:
+            if self.fits == 0:
+                self.saved = {k: os.environ.get(k) for k in _TUNE_ENV}
+                os.environ.update(_TUNE_ENV)
+            self.fits += 1
+        try:
+            yield
+        finally:
+            with self.lock:
+                self.fits -= 1
+                if self.fits == 0:
+                    for k, v in self.saved.items():
+                        if v is None:
+                            os.environ.pop(k, None)
+                        else:
+                            os.environ[k] = v
 
 
-@contextlib.contextmanager
-def _tune_env() -> Iterator[None]:
-    """Tune's driver settings while any fit runs (re-entrant: units fit in several threads)."""
-    with _ENV_LOCK:
-        if _ENV_DEPTH[0] == 0:
-            _ENV_DEPTH[1] = {k: os.environ.get(k) for k in _TUNE_ENV}
-            os.environ.update(_TUNE_ENV)
-        _ENV_DEPTH[0] += 1
-    try:
-        yield
-    finally:
-        with _ENV_LOCK:
-            _ENV_DEPTH[0] -= 1
-            if _ENV_DEPTH[0] == 0:
-                for k, v in _ENV_DEPTH[1].items():
-                    if v is None:
-                        os.environ.pop(k, None)
-                    else:
-                        os.environ[k] = v
+_tune_env = _TuneEnv()
 
 
 @contextlib.contextmanager
