@@ -170,14 +170,14 @@ class ExperimentRun:
         others = [e for e in errors if not isinstance(e, ExperimentInterrupted)]
         if others:
             raise others[0]
-        if interrupted or stop.is_set():
-            skipped = sum(1 for f in futures if f.exception() is None and f.result() is False)
+        skipped = sum(1 for f in futures if f.exception() is None and f.result() is False)
+        if interrupted or skipped:  # a stop that came after every unit had ended changes nothing
             left = sum(e.unfinished for e in interrupted)
             expected = sum(e.expected for e in interrupted)
             parts = [f"{e}" for e in interrupted]
             if skipped:
                 parts.append(f"{skipped} unit(s) not started")
-            raise ExperimentInterrupted("; ".join(parts) or "stopped", left, expected)
+            raise ExperimentInterrupted("; ".join(parts), left, expected)
 
     def _unit_unless_stopped(self, stop: threading.Event, i: int, unit: Unit) -> bool:
         """Run the unit unless the experiment was stopped; an unexpected error stops the other
