@@ -12,15 +12,20 @@ from tests.test_search import FAKE, TINY, InterruptAfter, results, run
 UNITS = ["synthetic__gmf__normal", "synthetic__gmf__deca", "synthetic__gmf__deca_p"]
 
 
-def _events(log: str) -> list[tuple[str, str, str]]:
-    """(trial id, unit, event) of each trial line of search.log (units lead their lines)."""
+def _events(log: str) -> list[tuple[str, str]]:
+    """(unit, event) of each trial line of search.log, in order: the start lines name the unit
+    (units lead their lines when several are in flight), the end lines are matched by trial id."""
+    unit_of: dict[str, str] = {}
     found = []
     for line in log.splitlines():
-        m = re.search(r"\] (\w+) (started|finished|stopped by ASHA)[^:]*: ?(\S+?):", line)
-        if m and m.group(2) == "started":
-            found.append((m.group(1), m.group(3), "started"))
-        elif m:
-            found.append((m.group(1), "", m.group(2)))
+        m = re.search(r"\] (\w+) (started|finished|stopped by ASHA)", line)
+        if not m:
+            continue
+        if m.group(2) == "started":
+            unit_of[m.group(1)] = line.split(" started: ", 1)[1].split(":", 1)[0]
+            found.append((unit_of[m.group(1)], "started"))
+        else:
+            found.append((unit_of.get(m.group(1), ""), "ended"))
     return found
 
 
@@ -32,11 +37,12 @@ def test_units_overlap_and_every_unit_completes(ray_session, tmp_path, capsys):
     assert code == 0, out
     exp = tmp_path / "ov"
     log = (exp / "search.log").read_text()
-    starts = [(tid, unit) for tid, unit, kind in _events(log) if kind == "started"]
-    assert {unit for _, unit in starts} == set(UNITS[:2])
-    # the second unit started while the first one still had trials (search or seeds) to run
-    first_b = next(i for i, (_, unit) in enumerate(starts) if unit == UNITS[1])
-    assert any(unit == UNITS[0] for _, unit in starts[first_b + 1:])
+    events = _events(log)
+    assert {unit for unit, kind in events if kind == "started"} == set(UNITS[:2])
+    # the second unit started before the first one's last trial (search or seed run) ended
+    first_b = events.index((UNITS[1], "started"))
+    last_a = max(i for i, event in enumerate(events) if event == (UNITS[0], "ended"))
+    assert first_b < last_a, events
     summary = pd.read_csv(exp / "summary/summary.csv")
     assert list(summary["method"]) == ["normal", "deca"]  # plan order, whatever finished first
     runs = pd.read_csv(exp / "summary/seed_runs.csv")
@@ -59,7 +65,7 @@ def test_ctrl_c_with_units_in_flight_resumes_every_unit(ray_session, tmp_path, c
     assert not (exp / "search" / UNITS[2]).exists(), "no unit starts after Ctrl-C"
     finished = {d: len(results(d)) for u in UNITS[:2] if (exp / "search" / u).exists()
                 for d in (exp / "search" / u).iterdir()
-                if (d / "result.json").exists() and results(d)[-1].get("trainer_finished")}
+                if (d / "result.json").exists() and results(d) and results(d)[-1].get("trainer_finished")}
     assert finished, "trials finished before Ctrl-C"
 
     code, out = run(["--resume", "--name", "int", "--storage-path", str(tmp_path)], capsys)
