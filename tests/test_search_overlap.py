@@ -30,8 +30,10 @@ def _events(log: str) -> list[tuple[str, str]]:
 
 
 def test_units_overlap_and_every_unit_completes(ray_session, tmp_path, capsys):
-    argv = [*TINY, *FAKE, "--methods", "normal,deca", "--num-samples", "3", "--max-epochs", "2",
-            "--scheduler", "fifo", "--max-concurrent", "2", "--set", "sleep=0.2", "--seeds", "0", "1", "2",
+    # a unit's tails (its 3rd trial, its 3rd seed run: one slot free) last ~4 s, longer than the
+    # start of the next unit's first actor even on a loaded machine
+    argv = [*TINY, *FAKE, "--methods", "normal,deca", "--num-samples", "3", "--max-epochs", "3",
+            "--scheduler", "fifo", "--max-concurrent", "2", "--set", "sleep=1.3", "--seeds", "0", "1", "2",
             "--overlap", "2", "--verbose", "1", "--storage-path", str(tmp_path), "--name", "ov"]
     code, out = run(argv, capsys)
     assert code == 0, out
