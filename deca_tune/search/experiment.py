@@ -90,7 +90,7 @@ class ExperimentRun:
             u.key: {"search": [], "runs": [], "curves": []} for u in plan.units}
         self.run_entry: dict[str, Any] | None = None
         self.res: Any = None
-        self.trainable: str | None = None  # the registered trainable's name
+        self.trainable = ""  # the registered trainable's name (start)
         self.progress: Progress | None = None
         self.started = 0.0
 

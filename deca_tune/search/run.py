@@ -244,15 +244,9 @@ def share_data() -> tuple[list[Any], float]:
     return [ref], time.perf_counter() - start
 
 
-def _trainable(res: Resources, shared: list[Any] | None = None):
-    """The trainable with its resources and the data sets: ``shared`` (:func:`share_data`), or,
-    without it, the data sets this process loaded, put into the object store for this Tuner."""
-    if shared is not None:
-        with_data = tune.with_parameters(trainable, shared=shared)
-    else:
-        from deca_tune.data.loading import loaded_datasets
-
-        with_data = tune.with_parameters(trainable, datasets=loaded_datasets())
+def _trainable(res: Resources, shared: list[Any]):
+    """The trainable with its resources and the data sets the driver shared (:func:`share_data`)."""
+    with_data = tune.with_parameters(trainable, shared=shared)
     return tune.with_resources(with_data, {"cpu": res.cpus, "gpu": res.gpus})
 
 
@@ -353,11 +347,11 @@ def complete_start(space: Any, spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def run_search(plan: Plan, unit: Unit, res: Resources, callbacks: Sequence[Any] = (),
-               progress: Progress | None = None, registered: str | None = None) -> tune.ResultGrid:
+               progress: Progress | None = None, registered: str = TRIAL_NAME) -> tune.ResultGrid:
     """The search of one unit: Optuna + ASHA (or the paper grid) over its space. ``registered``:
-    the trainable's name (:func:`register_trial`); default: a trainable made for this Tuner."""
+    the name of the experiment's trainable (:func:`register_trial`)."""
     cfg = plan.cfg
-    resourced = registered or _trainable(res)
+    resourced = registered
     scheduler = (ASHAScheduler(time_attr="epoch", max_t=unit.max_epochs, grace_period=unit.grace_period,
                                reduction_factor=cfg.reduction_factor)
                  if cfg.use_asha else FIFOScheduler())
@@ -390,10 +384,10 @@ def run_search(plan: Plan, unit: Unit, res: Resources, callbacks: Sequence[Any] 
 
 def run_seeds(plan: Plan, unit: Unit, best_config: dict[str, Any], res: Resources,
               callbacks: Sequence[Any] = (), progress: Progress | None = None,
-              registered: str | None = None) -> tune.ResultGrid:
+              registered: str = TRIAL_NAME) -> tune.ResultGrid:
     """Rerun ``best_config`` once per seed (full ``max_epochs``, no early stopping by Tune)."""
     cfg = plan.cfg
-    resourced = registered or _trainable(res)
+    resourced = registered
     config = {**best_config, **_phase_entries(best_config, cfg.set, SEED_RUN),
               "seed": tune.grid_search(list(cfg.seeds))}
 
