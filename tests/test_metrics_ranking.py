@@ -101,3 +101,61 @@ def test_evaluator_counts_users_with_relevant_items_only():
     res = ev.evaluate(fixed_scores([[0, 9, 0, 0, 0], [0] * 5, [5, 9, 0, 0, 1], [0] * 5]))
     assert res["a"]["users"] == 2 and res["a"]["recall@2"] == pytest.approx(0.5)
     assert res["empty"] == {"recall@2": 0.0, "ndcg@2": 0.0, "users": 0.0}
+
+
+@pytest.mark.parametrize("n_items", [256 * 160, 256 * 160 + 77, 50_000])
+def test_block_top_k_equals_torch_topk(n_items):
+    """The block top-k (many items) returns torch.topk's values, and its columns hold them;
+    masked (-inf) entries, the partial last block and a row whose best items share one block
+    included."""
+    from deca_tune.metrics.ranking import TOPK_BLOCK, top_k_indices
+
+    g = torch.Generator().manual_seed(n_items)
+    scores = torch.randn(7, n_items, generator=g)
+    scores[0, : n_items // 2] = float("-inf")            # half the row masked
+    scores[1, 3 * TOPK_BLOCK: 3 * TOPK_BLOCK + 30] = 50.0  # the top 30 in one block (ties)
+    scores[2, -5:] = 40.0 + torch.arange(5.0)            # the best items in the last block
+    scores[3] = scores[3].round()                        # many ties
+    for k in (1, 20):
+        ref = torch.topk(scores, k, dim=1)
+        values, idx = top_k_indices(scores, k, values=True)
+        assert torch.equal(values, ref.values)
+        assert torch.equal(scores.gather(1, idx), ref.values)   # the columns hold those values
+        assert all(len(set(row.tolist())) == k for row in idx)  # no column twice
+        assert torch.equal(top_k_indices(scores, k), idx)
+        untied = [4, 5, 6, 2]
+        assert torch.equal(idx[untied], ref.indices[untied])
+
+
+def test_block_top_k_rank_metrics_match_the_plain_top_k(monkeypatch):
+    """Full ranking through the block top-k gives the plain top-k's metrics (random scores:
+    no ties), with the CPU batch cap cutting the users into several batches."""
+    import deca_tune.metrics.ranking as ranking
+
+    rng = np.random.default_rng(3)
+    n_users, n_items = 40, 256 * 170
+    table = torch.tensor(rng.standard_normal((n_users, n_items)), dtype=torch.float32)
+    relevant = np.stack([np.repeat(np.arange(n_users), 5), rng.integers(0, n_items, n_users * 5)], 1)
+    mask = np.stack([np.repeat(np.arange(n_users), 50), rng.integers(0, n_items, n_users * 50)], 1)
+    relevant = relevant[~np.isin(relevant[:, 0] * n_items + relevant[:, 1], mask[:, 0] * n_items + mask[:, 1])]
+    # lift the relevant items by random amounts: some reach the top 20, some not
+    table[relevant[:, 0], relevant[:, 1]] += torch.tensor(rng.uniform(0, 6, len(relevant)), dtype=torch.float32)
+    fast = rank_metrics(lambda u: table[u], relevant, mask, n_users, n_items, [5, 20])
+    monkeypatch.setattr(ranking, "CPU_SCORE_BYTES", 4 * n_items * 7)  # batches of 7 users
+    assert ranking.score_batch_users(1024, n_items, torch.device("cpu")) == 7
+    monkeypatch.setattr(ranking, "BLOCK_MIN_BLOCKS", 10**6)  # torch.topk everywhere
+    plain = rank_metrics(lambda u: table[u], relevant, mask, n_users, n_items, [5, 20])
+    assert fast["users"] == plain["users"] == n_users
+    for key in ("recall@5", "ndcg@5", "recall@20", "ndcg@20"):
+        assert fast[key] == pytest.approx(plain[key], rel=1e-12), key
+    assert 0.1 < fast["recall@20"] < 0.9  # hits and misses, so the comparison says something
+
+
+def test_score_batch_users_bounds_the_cpu_score_matrix():
+    from deca_tune.metrics.ranking import CPU_SCORE_BYTES, score_batch_users
+
+    cpu = torch.device("cpu")
+    assert score_batch_users(1024, 1682, cpu) == 1024               # small catalogues: as asked
+    assert score_batch_users(1024, 125_000, cpu) * 125_000 * 4 <= CPU_SCORE_BYTES
+    assert score_batch_users(1024, 10**9, cpu) == 1                 # never zero
+    assert score_batch_users(1024, 125_000, torch.device("meta")) == 1024  # other devices: as asked

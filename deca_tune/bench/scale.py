@@ -166,9 +166,16 @@ def gemm_probe(batch: int, dim: int, n_items: int, device: str, seconds: float =
             return 2.0 * batch * dim * n_items * reps / elapsed
 
 
-def rank_batch_users(n_items: int, rank_mb: float) -> int:
-    """Users per ranking batch so a batch's matrices (scores, masks: ~16 bytes per item) fit."""
-    return int(max(1, min(8192, rank_mb * 2**20 // max(1, 16 * n_items))))
+def rank_batch_users(n_items: int, rank_mb: float, device: str = "cpu") -> int:
+    """Users per ranking batch so a batch's matrices (scores, masks: ~16 bytes per item) fit
+    ``rank_mb``, and at most what the evaluator itself scores at once on the device
+    (:func:`deca_tune.metrics.ranking.score_batch_users`: on a CPU a score matrix under 30 MiB)."""
+    import torch
+
+    from deca_tune.metrics.ranking import score_batch_users
+
+    wanted = int(max(1, min(8192, rank_mb * 2**20 // max(1, 16 * n_items))))
+    return score_batch_users(wanted, n_items, torch.device(device))
 
 
 def run_phase(phase: str, csv_path: Path, *, rows: int, text_ids: bool, device: str,
@@ -212,7 +219,7 @@ def run_phase(phase: str, csv_path: Path, *, rows: int, text_ids: bool, device: 
         if threads > 0:
             torch.set_num_threads(threads)
         split = REC_DATASETS.get("csv")(csv_path.parent, False, path=str(csv_path), **CSV_OPTIONS)
-        batch = rank_batch_users(split.n_items, rank_mb)
+        batch = rank_batch_users(split.n_items, rank_mb, device)
         out: dict[str, Any] = {"torch_threads": torch.get_num_threads(), "rank_batch_users": batch}
         gmf = None
         for method in ("normal", "deca"):

@@ -13,6 +13,14 @@ training pairs first; valid: training items) only adds its extra pairs to the al
 matrix before the next top-k. Hits are looked up in the
 sorted (user, item) keys of each split's relevant pairs, so no dense relevance matrix is built.
 :func:`rank_metrics` is the one-split case.
+
+Cost on a CPU (issue 21, 125,000 items, one thread): the score matrix is the work; two things
+keep it near the matrix product's own cost. A batch's score matrix is kept under
+:data:`CPU_SCORE_BYTES` (:func:`score_batch_users`): glibc serves a larger block with a fresh
+``mmap`` each time, so every batch paid its page faults (a 67 MB batch's product took 2.5x a
+reused buffer's time; 512 MB batches, the old default, 2.4x). And many items get
+:func:`top_k_indices`' block top-k (one ``amax`` pass, then ``topk`` of a few blocks), 4-5x
+faster than ``torch.topk`` over the whole row, with the same top-k values.
 """
 from __future__ import annotations
 
@@ -22,6 +30,51 @@ import numpy as np
 import torch
 
 ScoreFn = Callable[[torch.Tensor], torch.Tensor]
+
+#: most bytes of one batch's score matrix on a CPU: below glibc's largest ``mmap`` threshold
+#: (32 MiB), so the blocks are reused from the heap instead of mapped and faulted in again
+CPU_SCORE_BYTES = 30 * 2**20
+#: items per block of :func:`top_k_indices`; rows shorter than ``BLOCK_MIN_BLOCKS * k`` blocks
+#: take ``torch.topk`` directly
+TOPK_BLOCK = 256
+BLOCK_MIN_BLOCKS = 8
+
+
+def score_batch_users(batch_users: int, n_items: int, device: torch.device) -> int:
+    """Users scored at once: ``batch_users``, on a CPU at most as many as keep the
+    ``[users, n_items]`` float32 score matrix within :data:`CPU_SCORE_BYTES`."""
+    if device.type != "cpu":
+        return max(1, int(batch_users))
+    return max(1, min(int(batch_users), CPU_SCORE_BYTES // (4 * max(1, n_items))))
+
+
+def top_k_indices(scores: torch.Tensor, k: int, values: bool = False,
+                  ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    """The columns of each row's ``k`` largest scores, best first (``torch.topk(scores, k,
+    dim=1)``; with ``values``, ``(values, indices)``).
+
+    Rows of at least ``BLOCK_MIN_BLOCKS * k`` blocks of :data:`TOPK_BLOCK` items take the block
+    top-k: the maxima of the full blocks (one pass), the ``k`` blocks with the largest maxima,
+    and ``torch.topk`` over their items plus the last, partial block's. Exact: an item outside
+    those blocks has ``k`` items at least as large (each chosen block's maximum, all in
+    different blocks), so it is not above the ``k``-th value; the values equal ``torch.topk``'s
+    and only the order among equal scores may differ (``torch.topk`` leaves it unspecified too)."""
+    b, n = scores.shape
+    n_blocks = n // TOPK_BLOCK
+    if k <= 0 or n_blocks < BLOCK_MIN_BLOCKS * k:
+        top = torch.topk(scores, k, dim=1)
+        return (top.values, top.indices) if values else top.indices
+    full = n_blocks * TOPK_BLOCK
+    block_max = scores[:, :full].reshape(b, n_blocks, TOPK_BLOCK).amax(2)
+    blocks = torch.topk(block_max, k, dim=1).indices
+    offsets = torch.arange(TOPK_BLOCK, device=scores.device)
+    cols = (blocks.unsqueeze(2) * TOPK_BLOCK + offsets).reshape(b, -1)
+    if full < n:  # the partial last block: always a candidate
+        tail = torch.arange(full, n, device=scores.device).expand(b, n - full)
+        cols = torch.cat([cols, tail], 1)
+    top = torch.topk(scores.gather(1, cols), k, dim=1)
+    idx = cols.gather(1, top.indices)
+    return (top.values, idx) if values else idx
 
 
 class PairIndex:
@@ -57,11 +110,12 @@ def masked_top_k(score_fn: ScoreFn, users: np.ndarray, mask: PairIndex, n_items:
     items get ``-inf`` entries at the end)."""
     device = torch.device(device)
     k = min(k, n_items)
-    for start in range(0, len(users), batch_users):
-        batch = users[start:start + batch_users]
+    step = score_batch_users(batch_users, n_items, device)
+    for start in range(0, len(users), step):
+        batch = users[start:start + step]
         scores = score_fn(torch.as_tensor(batch, device=device)).float()
         scores = _masked(scores, mask, batch, device, inplace=False)
-        values, items = torch.topk(scores, k, dim=1)
+        values, items = top_k_indices(scores, k, values=True)
         yield batch, values, items
 
 
@@ -163,8 +217,9 @@ class RankingEvaluator:
         idcg_table = torch.cumsum(discounts, 0)
         # the raw scores are needed again only if a mask after the first starts from them
         reuse_raw = owned_scores and not any(restart for _, _, restart in steps[1:])
-        for start in range(0, len(users), self.batch_users):
-            batch = users[start:start + self.batch_users]
+        step = score_batch_users(self.batch_users, n_items, device)
+        for start in range(0, len(users), step):
+            batch = users[start:start + step]
             batch_t = torch.as_tensor(batch, device=device)
             raw = score_fn(batch_t).float()
             current: torch.Tensor | None = None
@@ -175,7 +230,7 @@ class RankingEvaluator:
                     current = _masked(current, extra, batch, device, inplace=True)
                 if j not in needed:
                     continue
-                top = torch.topk(current, max_k, dim=1).indices
+                top = top_k_indices(current, max_k)
                 for name in by_mask[j]:
                     rel_keys, n_rel_all = self._device_tables(name, device)
                     rows = torch.nonzero(n_rel_all[batch_t] > 0).squeeze(1)
