@@ -390,8 +390,13 @@ def test_scale_benchmark_search_phase_tiny(tmp_path):
 
     out = tmp_path / "scale.json"
     assert scale.main(["--tiny", "--phases", "search", "--search-trials", "2", "--search-epochs", "2",
+                       "--search-set", "valid_users=7",
                        "--workdir", str(tmp_path / "w"), "--out", str(out)]) == 0
     (row,) = json.loads(out.read_text())["sizes"]
+    # --search-set reaches every trial's spec
+    assert row["search_sets"] == "valid_users=7"
+    params = [json.loads(p.read_text()) for p in Path(row["search_experiment"]).glob("*/*/*/params.json")]
+    assert len(params) == 6 and all(p.get("valid_users") == 7 for p in params), params[:1]
     trials = row["search_per_trial"]
     # 2 units (normal, deca) x 2 search trials, plus one seed run each
     assert row["search_trials"] == len(trials) == 6 and row["search_slots"] >= 1

@@ -282,7 +282,7 @@ def measure_size(label: str, rows: int, workdir: Path, args: argparse.Namespace)
         if name == "search":
             row.update(run_search_phase(csv_path, CSV_OPTIONS, folder, label, methods=args.search_methods,
                                         trials=args.search_trials, epochs=args.search_epochs,
-                                        timeout=args.timeout))
+                                        timeout=args.timeout, sets=args.search_set))
             continue
         for phase in ([f"train:{r}" for r in args.recipes] if name == "train" else [name]):
             result = _measure_phase(phase, csv_path, cache, rows, args)
@@ -413,6 +413,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="the search phase's methods (GMF; default normal,deca)")
     p.add_argument("--search-trials", type=int, default=4, help="the search phase's trials per method")
     p.add_argument("--search-epochs", type=int, default=2, help="the search phase's epochs per trial")
+    p.add_argument("--search-set", action="append", default=[], metavar="KEY=VALUE",
+                   help="a spec override of the search phase (its --set; repeatable), e.g. "
+                        "valid_users=20000")
     # internal: one phase in this process, print its JSON
     p.add_argument("--rank", type=int, default=1, help=argparse.SUPPRESS)
     p.add_argument("--phase", help=argparse.SUPPRESS)

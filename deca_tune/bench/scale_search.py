@@ -25,20 +25,22 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 SEARCH_PARTS = ("handover", "setup", "train", "eval", "report")
 
 
 def search_command(csv_path: Path, options: dict[str, Any], storage: Path, name: str, *,
-                   methods: str, trials: int, epochs: int) -> list[str]:
-    """The user's command line of the search (one seed, one CPU per trial)."""
+                   methods: str, trials: int, epochs: int, sets: Sequence[str] = ()) -> list[str]:
+    """The user's command line of the search (one seed, one CPU per trial; ``sets``: its
+    ``--set KEY=VALUE`` spec overrides, e.g. ``valid_users=20000``)."""
     opts = [f"{k}={v}" for k, v in options.items()]
     return [sys.executable, "-m", "deca_tune.search", "--datasets", "csv",
             "--option", f"path={csv_path}", *[x for o in opts for x in ("--option", o)],
             "--backbones", "gmf", "--methods", methods, "--num-samples", str(trials),
             "--max-epochs", str(epochs), "--seeds", "0", "--cpus-per-trial", "1",
-            "--storage-path", str(storage), "--name", name, "--verbose", "1"]
+            "--storage-path", str(storage), "--name", name, "--verbose", "1",
+            *[x for kv in sets for x in ("--set", kv)]]
 
 
 def trial_rows(experiment: Path) -> list[dict[str, Any]]:
@@ -95,13 +97,14 @@ def breakdown(experiment: Path) -> dict[str, Any]:
 
 
 def run_search_phase(csv_path: Path, options: dict[str, Any], workdir: Path, label: str, *,
-                     methods: str, trials: int, epochs: int, timeout: float) -> dict[str, Any]:
+                     methods: str, trials: int, epochs: int, timeout: float,
+                     sets: Sequence[str] = ()) -> dict[str, Any]:
     """Run the search on ``csv_path`` in a subprocess and return :func:`breakdown` (or
     ``search_error``)."""
     storage = workdir / "search"
     name = f"scale-{label}-{time.strftime('%Y%m%d-%H%M%S')}"
     cmd = search_command(csv_path, options, storage, name, methods=methods, trials=trials,
-                         epochs=epochs)
+                         epochs=epochs, sets=sets)
     env = {**os.environ, "DECA_TUNE_CACHE": str(csv_path.parent / "cache")}
     start = time.perf_counter()
     out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
@@ -110,7 +113,8 @@ def run_search_phase(csv_path: Path, options: dict[str, Any], workdir: Path, lab
         tail = (out.stderr or out.stdout).strip().splitlines()[-3:]
         return {"search_error": " | ".join(tail) or f"exit status {out.returncode}"}
     result = breakdown(storage / name)
-    result.update({"command_s": round(seconds, 1), "experiment": str(storage / name)})
+    result.update({"command_s": round(seconds, 1), "experiment": str(storage / name),
+                   "sets": " ".join(sets)})
     return {f"search_{k}": v for k, v in result.items()}
 
 
