@@ -33,7 +33,9 @@ DEFAULTS: dict[str, Any] = {
     "l2": 0.1,  # the paper's lambda: the loop adds l2 / (2 n_users) * ||theta||^2 (authors' scaling)
     "neg_ratio": 1,  # sampled negatives per training positive
     "sampler": None,  # negative sampler (deca_tune.data.sampling.SAMPLERS); None = the method's own
-    "eval_batch_users": 1024,  # users scored at once in full-ranking evaluation
+    # users scored at once in full-ranking evaluation; on a CPU fewer when a batch's score matrix
+    # would pass 30 MiB (metrics.ranking.score_batch_users: larger blocks are page-faulted anew)
+    "eval_batch_users": 1024,
     # splits evaluated after every epoch (one scoring pass serves them all): "all" (valid,
     # valid_clean, test, test_clean), or "selection": only the selection metric's split, plus
     # every split in the run's last epoch. The search sets "selection" for its search trials
