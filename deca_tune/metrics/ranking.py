@@ -19,7 +19,7 @@ keep it near the matrix product's own cost. A batch's score matrix is kept under
 :data:`CPU_SCORE_BYTES` (:func:`score_batch_users`): glibc serves a larger block with a fresh
 ``mmap`` each time, so every batch paid its page faults (a 67 MB batch's product took 2.5x a
 reused buffer's time; 512 MB batches, the old default, 2.4x). And many items get
-:func:`top_k_indices`' block top-k (one ``amax`` pass, then ``topk`` of a few blocks), 4-5x
+:func:`top_k_indices`' block top-k (one ``amax`` pass, then ``topk`` of a few blocks), 3-4x
 faster than ``torch.topk`` over the whole row, with the same top-k values.
 """
 from __future__ import annotations
