@@ -54,7 +54,8 @@ class DeCABase(RecMethod):
     #: (:meth:`agreement_gradient`; off: False); it never changes what training computes
     #: ``loss_backward``: ``autograd`` (default: results as before the speed work) or ``fused``
     #: (one autograd node with the closed-form gradient, :func:`deca_loss_from_logits`: the same
-    #: loss, a gradient equal up to float rounding, DeCA's step ~25% faster; its rounding differs,
+    #: loss, a gradient equal up to float rounding; measured ~25% faster once, no faster when
+    #: re-measured (docs/benchmarks.md, "DeCA's step beside normal's"); its rounding differs,
     #: and over epochs the runs drift apart by more than another CPU's kernels make them,
     #: docs/training-recipes.md)
     defaults: dict[str, Any] = {"C0": 1000.0, "C1": 1000.0, "alpha": 1.0, "h_backbone": "mf",
