@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 from pathlib import Path
 
@@ -281,6 +282,19 @@ def test_interrupted_experiment_resumes_without_losing_finished_trials(ray_sessi
     manifest = json.loads((exp / "manifest.json").read_text())
     assert len(manifest["resumes"]) == 2
     assert len(pd.read_csv(exp / "summary/seed_runs.csv")) == 1
+
+    # the experiment's record without its Tune folders (a committed preset): --resume keeps the
+    # finished unit from summary/ and runs nothing
+    kept = tmp_path / "kept" / "crash"
+    shutil.copytree(exp / "summary", kept / "summary")
+    shutil.copy(exp / "manifest.json", kept / "manifest.json")
+    code, out = run(["--resume", "--name", "crash", "--storage-path", str(tmp_path / "kept")], capsys)
+    assert code == 0, out
+    assert "finished in an earlier run" in out and "4 trials, 1 seed runs" in out, out
+    assert not (kept / "search").exists() and not (kept / "seeds").exists(), "nothing may run again"
+    for name in ("seed_runs.csv", "search_trials.csv", "curves.csv", "summary.csv"):
+        pd.testing.assert_frame_equal(pd.read_csv(kept / "summary" / name), pd.read_csv(exp / "summary" / name),
+                                      check_dtype=False)
 
 
 def test_image_search_with_the_real_trainer(ray_session, tmp_path, capsys):

@@ -39,7 +39,8 @@ from deca_tune.search.plan import Plan, Unit, describe
 from deca_tune.search.run import (ExperimentInterrupted, can_share_stop, connect, plan_resources,
                                   register_trial, run_search, run_seeds, share_data, shared_stop)
 from deca_tune.search.signals import STOP
-from deca_tune.search.summary import format_table, pick_best, search_rows, seed_rows, write_summary
+from deca_tune.search.summary import (finished_units, format_table, pick_best, search_rows, seed_rows,
+                                      write_summary)
 
 EXIT_OK, EXIT_INCOMPLETE = 0, 3
 
@@ -88,6 +89,8 @@ class ExperimentRun:
         #: per unit: its rows of search_trials.csv, seed_runs.csv and curves.csv
         self.rows: dict[str, dict[str, list[dict]]] = {
             u.key: {"search": [], "runs": [], "curves": []} for u in plan.units}
+        #: units an earlier run finished (``--resume``): kept from summary/*.csv, not rerun
+        self.carried = finished_units(plan.experiment_dir, plan.units, self.cfg.seeds) if self.cfg.resume else {}
         self.run_entry: dict[str, Any] | None = None
         self.res: Any = None
         self.trainable = ""  # the registered trainable's name (start)
@@ -200,6 +203,9 @@ class ExperimentRun:
         run_no, n_seeds = self.run_entry["run"], len(cfg.seeds)
         result = self.outcomes[unit.key]
         n = unit.n_trials(cfg)
+        if unit.key in self.carried:
+            self._keep_finished(i, unit, n)
+            return
         with self.lock:
             log.say(f"\n[{i}/{len(plan.units)}] {unit.key}: search, {n} trials")
             progress.begin(unit.key, "search", tuple(unit.space.params), n, unit.max_epochs)
@@ -257,6 +263,23 @@ class ExperimentRun:
         with self.lock:
             self.write_summary()
             mf.write_manifest(self.manifest_path, self.manifest)
+
+    def _keep_finished(self, i: int, unit: Unit, n: int) -> None:
+        """A unit an earlier run finished: its rows from the summary, counted as done."""
+        rows, result, progress = self.carried[unit.key], self.outcomes[unit.key], self.progress
+        assert progress is not None
+        with self.lock:
+            self.rows[unit.key] = rows
+            result.trials = len(rows["search"])
+            result.statuses = Counter(str(r.get("status")) for r in rows["search"])
+            scores = [float(r["score"]) for r in rows["search"] if r.get("is_best") and r.get("score") is not None]
+            result.best_score = scores[0] if scores else None
+            result.seeds_done = result.seeds_planned
+            for kind, count in (("search", n), ("seeds", len(self.cfg.seeds))):
+                progress.begin(unit.key, kind, (), count, unit.max_epochs)
+                progress.account(count, phase=(unit.key, kind))
+            self.log.say(f"[{i}/{len(self.plan.units)}] {unit.key}: finished in an earlier run "
+                         f"({result.trials} trials, {result.seeds_done} seed runs in summary/): kept")
 
     def write_summary(self) -> dict:
         """``summary/*.csv`` from the rows so far, units in plan order."""

@@ -280,3 +280,49 @@ def format_table(summary: pd.DataFrame, split: str = "test_clean") -> str:
     title = f"{split.replace('_', ' ')} metrics, mean ± std over seeds (best epoch on "
     title += "validation, per seed)"
     return "\n".join([title, fmt(header), fmt(["-" * w for w in widths]), *map(fmt, lines)])
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """``frame``'s rows as dicts, empty cells as None (as the driver's own rows have them)."""
+    return frame.astype(object).where(frame.notna(), None).to_dict("records")
+
+
+def finished_units(experiment_dir: Path, units: list[Unit], seeds: list[int]
+                   ) -> dict[str, dict[str, list[dict[str, Any]]]]:
+    """The units of ``units`` that an earlier run of the driver finished, read back from
+    ``summary/*.csv``: unit key -> its rows (``search``, ``runs``, ``curves``), as the driver keeps
+    them. Finished: search trials recorded and a seed run without error for every seed of
+    ``seeds``. ``--resume`` keeps these rows and does not open the unit's Tune folders, so the
+    summary and the manifest are all an experiment needs to resume (a copy without ``search/`` and
+    ``seeds/``, e.g. a preset's committed record, continues where it ended)."""
+    folder = experiment_dir / "summary"
+    frames = {}
+    for kind, name in (("search", "search_trials.csv"), ("runs", "seed_runs.csv"), ("curves", "curves.csv")):
+        path = folder / name
+        try:
+            frames[kind] = pd.read_csv(path) if path.is_file() and path.stat().st_size else pd.DataFrame()
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError):
+            return {}  # a damaged summary carries nothing over: the Tune folders decide, as before
+    if frames["runs"].empty or frames["search"].empty:
+        return {}
+    out: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    for unit in units:
+        picked = {}
+        for kind, frame in frames.items():
+            if frame.empty or not set(UNIT_KEYS) <= set(frame.columns):
+                picked[kind] = frame.iloc[0:0]
+                continue
+            mask = pd.Series(True, index=frame.index)
+            for col, value in _unit_cols(unit).items():
+                column = frame[col] if col in frame else pd.Series("", index=frame.index)
+                mask &= column.fillna("").astype(str) == str(value)
+            if "variant" not in _unit_cols(unit) and "variant" in frame:
+                mask &= frame["variant"].fillna("").astype(str) == ""
+            picked[kind] = frame[mask]
+        runs = picked["runs"]
+        ok = runs[runs["status"].astype(str) != "error"] if "status" in runs else runs.iloc[0:0]
+        done = {int(s) for s in pd.to_numeric(ok.get("seed", pd.Series(dtype=float)), errors="coerce").dropna()}
+        if picked["search"].empty or not set(seeds) <= done:
+            continue
+        out[unit.key] = {kind: _records(frame) for kind, frame in picked.items()}
+    return out
