@@ -288,6 +288,8 @@ def test_interrupted_experiment_resumes_without_losing_finished_trials(ray_sessi
     kept = tmp_path / "kept" / "crash"
     shutil.copytree(exp / "summary", kept / "summary")
     shutil.copy(exp / "manifest.json", kept / "manifest.json")
+    code, out = run(["--resume", "--name", "crash", "--storage-path", str(tmp_path / "kept"), "--dry-run"], capsys)
+    assert code == 0 and "--resume: 1 of 1 units finished in an earlier run" in out, out
     code, out = run(["--resume", "--name", "crash", "--storage-path", str(tmp_path / "kept")], capsys)
     assert code == 0, out
     assert "finished in an earlier run" in out and "4 trials, 1 seed runs" in out, out

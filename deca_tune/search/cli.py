@@ -40,6 +40,7 @@ from deca_tune.search.checks import CheckError, check_paths, check_units, load_d
 from deca_tune.search.config import ResumeError, build_parser, command_line, parse_args, resume_config
 from deca_tune.search.plan import Plan, PlanError, build_plan, describe, grid_trial_count
 from deca_tune.search.signals import EXIT_SIGINT, EXIT_SIGTERM, STOP
+from deca_tune.search.summary import finished_units
 from deca_tune.tasks import SpecError
 from search_spaces.loader import SearchSpaceError
 
@@ -89,6 +90,10 @@ def main(argv: Sequence[str] | None = None, callbacks: Sequence[Any] = ()) -> in
         if cfg.search == "grid":
             counts = ", ".join(f"{u.key}: {grid_trial_count(u)}" for u in plan.units)
             print(f"grid trials from Tune's variant generator: {counts}")
+        if cfg.resume:
+            kept = finished_units(plan.experiment_dir, plan.units, cfg.seeds)
+            print(f"--resume: {len(kept)} of {len(plan.units)} units finished in an earlier run "
+                  f"(kept from {plan.experiment_dir / 'summary'}), {len(plan.units) - len(kept)} to run")
         print("checked: every spec and searched range, the data set options, the storage path and "
               "the data root (data sets load when the experiment runs)")
         print("dry run: nothing was run")
