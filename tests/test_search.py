@@ -77,6 +77,10 @@ def test_optuna_asha_search_writes_the_experiment_folder(optuna_experiment):
         assert len(set(group["config/lr"])) == 4, "Optuna should propose distinct configurations"
         # warm start: the first trial evaluates the YAML `start` point (the spec defaults)
         assert ((group["config/lr"] == 1e-3) & (group["config/l2"] == 0.1)).sum() == 1
+    # --sampler paired (the default): both units tried the same lr / l2 candidates, though deca
+    # also searches C0, C1 and alpha
+    pairs = {m: set(zip(g["config/lr"].round(12), g["config/l2"].round(12))) for m, g in trials.groupby("method")}
+    assert pairs["normal"] == pairs["deca"]
 
 
 def test_search_trials_keep_tensorboard_events_but_not_checkpoints(optuna_experiment):

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from deca_tune.search import main
-from deca_tune.search.config import parse_args
+from deca_tune.search.config import parse_args, resume_config
 from deca_tune.search.plan import build_plan, grid_trial_count
 
 
@@ -150,6 +150,17 @@ def test_resume_refuses_to_change_the_plan(tmp_path, capsys):
     code, out, _ = run_main(["--resume", "--storage-path", str(tmp_path), "--max-concurrent", "1",
                              "--dry-run"], capsys)
     assert code == 0 and "3 trials per unit" in out and "max concurrent 1" in out and "(resume)" in out
+
+
+def test_sampler_is_paired_for_new_experiments_and_tpe_for_older_manifests(tmp_path):
+    assert parse_args([]).sampler == "paired" and parse_args(["--sampler", "tpe"]).sampler == "tpe"
+    exp = tmp_path / "before"
+    exp.mkdir()
+    old = parse_args(["--storage-path", str(tmp_path), "--name", "before"]).to_dict()
+    del old["sampler"]  # a manifest written before --sampler existed: it was Optuna's own TPE
+    (exp / "manifest.json").write_text(json.dumps({"config": old, "resumes": []}))
+    cfg, _ = resume_config(parse_args(["--resume", "--name", "before", "--storage-path", str(tmp_path)]))
+    assert cfg.sampler == "tpe"
 
 
 def test_resume_without_experiment_exits_2(tmp_path, capsys):

@@ -42,6 +42,7 @@ DEFAULTS: dict[str, Any] = {
     "max_epochs": None,
     "seeds": [0, 1, 2],
     "search_seed": 0,
+    "sampler": "paired",
     "storage_path": "results",
     "name": None,
     "resume": False,
@@ -61,6 +62,8 @@ DEFAULTS: dict[str, Any] = {
     "keep_checkpoints": "best",
     "quick": False,
 }
+#: values of ``--sampler`` (``deca_tune/search/samplers.py``)
+SAMPLERS = ("paired", "tpe")
 #: values of ``--keep-checkpoints`` (``deca_tune/search/disk.py``)
 KEEP_CHECKPOINTS = ("best", "all")
 #: keys of an experiment file that are not options: ``about`` (what the file is: budget, seeds,
@@ -173,6 +176,10 @@ def build_parser(raise_errors: bool = False) -> argparse.ArgumentParser:
     g = p.add_argument_group("search")
     g.add_argument("--search", choices=["optuna", "grid"], default=d["search"],
                    help="optuna: TPE (seeded) over the YAML spaces; grid: the paper grid")
+    g.add_argument("--sampler", choices=list(SAMPLERS), default=d["sampler"],
+                   help="optuna: paired = TPE whose random start-up gives every unit's k-th trial "
+                        "the same value of each parameter (the same lr and l2 for every method), "
+                        "tpe = Optuna's own start-up (deca_tune/search/samplers.py)")
     g.add_argument("--scheduler", choices=["auto", "asha", "fifo"], default=d["scheduler"],
                    help="trial scheduler; auto = ASHA for optuna, FIFO (no early stopping) for grid")
     g.add_argument("--num-samples", type=positive_int, default=d["num_samples"],
@@ -262,6 +269,8 @@ class ExperimentConfig:
     verbose: int
     plugins: list[str] = field(default_factory=list)
     keep_checkpoints: str = "best"
+    #: Optuna's start-up sampling (samplers.py); "tpe" for experiments started before the option
+    sampler: str = "tpe"
     quick: bool = False
     overlap: int = 2
     set: dict[str, Any] = field(default_factory=dict)

@@ -238,7 +238,9 @@ def describe(plan: Plan, resources: str | None = None) -> str:
     """The human-readable plan (``--dry-run`` prints it; a real run prints it first)."""
     cfg = plan.cfg
     if cfg.search == "optuna":
-        search = f"Optuna TPE (seed {cfg.search_seed}), {cfg.num_samples} trials per unit"
+        start = ("paired start-up: the k-th trial of every unit draws the same lr / l2" if cfg.sampler == "paired"
+                 else "Optuna's own start-up")
+        search = f"Optuna TPE (seed {cfg.search_seed}; {start}), {cfg.num_samples} trials per unit"
     else:
         search = "the paper grid (Tune grid_search variants)"
     budgets = ("--max-epochs " + str(cfg.max_epochs) if cfg.max_epochs

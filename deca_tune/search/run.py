@@ -35,6 +35,7 @@ from ray.tune.search.optuna import OptunaSearch
 
 from deca_tune.search.console import ConsoleCallback, Progress
 from deca_tune.search.plan import Plan, Unit
+from deca_tune.search.samplers import make_sampler
 from deca_tune.search.spaces import grid_space, tune_space
 from trainables import SCORE, TRIAL_ERROR, trainable
 
@@ -363,7 +364,7 @@ def run_search(plan: Plan, unit: Unit, res: Resources, callbacks: Sequence[Any] 
             space, samples = tune_space(unit.space), cfg.num_samples
             start = complete_start(unit.space, unit.spec)
             searcher = (DeterministicAwareOptuna(
-                seed=cfg.search_seed, points_to_evaluate=[start] if start else None,
+                sampler=make_sampler(cfg.sampler, cfg.search_seed), points_to_evaluate=[start] if start else None,
                 study_name=unit.key, storage=optuna_storage(plan, unit)) if unit.space.params else None)
         return tune.Tuner(
             resourced,
