@@ -130,12 +130,7 @@ def check_claims(table: tabs.Table, published: pd.DataFrame | None = None,
     if not records:
         return None
     frame = pd.DataFrame(records)
-    blocks = {name: i for i, name in enumerate(table.blocks)}
-    methods = {name: i for i, name in enumerate(tabs.METHOD_NAMES)}
-    columns = {name: i for i, name in enumerate(table.columns)}
-    frame["_order"] = [(blocks.get(b, len(blocks)), methods.get(m, len(methods)), columns.get(c, len(columns)))
-                       for b, m, c in zip(frame["block"], frame["method"], frame["column"])]
-    frame = frame.sort_values("_order", kind="stable").drop(columns="_order").reset_index(drop=True)
+    frame = tabs.in_layout_order(frame, table, [tabs.method_name(m) for m in frame["method"]])
     for rec in frame.to_dict("records"):
         if not rec["paper_gain"] > threshold:
             notes.append(f"{rec['block']} / {rec['row']}: the paper stars this cell, but by its own "

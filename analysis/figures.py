@@ -22,7 +22,7 @@ import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from analysis.experiment import FAILED_STATUSES, GROUP_KEYS, Experiment  # noqa: E402
-from analysis.tables import (DATASET_KS, DEFAULT_KS, DENOISING, _BACKBONE_ORDER, _ORDER,  # noqa: E402
+from analysis.tables import (DATASET_KS, DEFAULT_KS, DENOISING, _ORDER,  # noqa: E402
                              _sorted, backbone_name, dataset_name, method_name)
 
 #: the two DeCA constants of each task family (paper 5.3.2)

@@ -42,7 +42,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from analysis.tables import Table
+from analysis.tables import Table, in_layout_order
 
 PUBLISHED_FILE = Path(__file__).with_name("published") / "deca_paper.csv"
 COLUMNS = ("source", "table", "paper_dataset", "datasets", "paper_block", "backbone", "paper_row",
@@ -257,13 +257,7 @@ def compare(table: Table, published: pd.DataFrame | None = None) -> ComparisonTa
     if not found:
         return None
     frame = pd.DataFrame(records)
-    # the order of our table: blocks, then rows, then columns
-    rank = {name: i for i, name in enumerate(table.blocks)}
-    rows = {name: i for i, name in enumerate(table.rows)}
-    cols = {name: i for i, name in enumerate(table.columns)}
-    frame["_order"] = [(rank.get(b, len(rank)), rows.get(r[:-len(c) - 1], len(rows)), cols.get(c, len(cols)))
-                       for b, r, c in zip(frame["block"], frame["row"], frame["column"])]
-    frame = frame.sort_values("_order", kind="stable").drop(columns="_order").reset_index(drop=True)
+    frame = in_layout_order(frame, table, [r[:-len(c) - 1] for r, c in zip(frame["row"], frame["column"])])
     counts = {v: int(frame["verdict"].str.startswith(v).sum()) for v in VERDICTS}
     paper_tables = ("Tables " if len(kind) > 1 else "Table ") + "/".join(str(t) for t in kind)
     caption = (f"{table.name} beside the paper's {paper_tables} and, where the fidelity bench "

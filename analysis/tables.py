@@ -359,6 +359,19 @@ class Table:
         return paths
 
 
+def in_layout_order(frame: pd.DataFrame, table: Table, row_labels: Sequence[str]) -> pd.DataFrame:
+    """``frame`` (one record per cell of ``table``, with ``block`` and ``column``) sorted as
+    ``table`` lays them out: blocks, then rows (``row_labels``: each record's row of ``table``),
+    then columns; what ``table`` lacks goes last, in its order."""
+    rank = {name: i for i, name in enumerate(table.blocks)}
+    rows = {name: i for i, name in enumerate(table.rows)}
+    cols = {name: i for i, name in enumerate(table.columns)}
+    order = [(rank.get(b, len(rank)), rows.get(r, len(rows)), cols.get(c, len(cols)))
+             for b, r, c in zip(frame["block"], row_labels, frame["column"])]
+    positions = sorted(range(len(frame)), key=lambda i: order[i])
+    return frame.iloc[positions].reset_index(drop=True)
+
+
 def _tex_escape(text: Any) -> str:
     text = str(text)
     for a, b in (("\\", "\\textbackslash{}"), ("&", "\\&"), ("%", "\\%"), ("_", "\\_"),
