@@ -14,8 +14,9 @@ question of our seeds:
   table's claims (choosing the best baseline by its mean first makes the test conservative);
 - verdict, the first that applies: *not comparable* (fewer than 2 seeds either side, or no
   baseline of ours), *holds* (gain > 5% and significant), *gain > 5%, not significant*,
-  *gain 0-5%* (right order, below the paper's threshold), *does not hold* (ours at or below the
-  best baseline; ``significantly`` added where the test says so).
+  *gain 0-5%* (right order, below the paper's threshold; ``significant`` added where the test
+  says so), *does not hold* (ours at or below the best baseline; ``significantly below`` added
+  where the test says so).
 """
 from __future__ import annotations
 
@@ -43,7 +44,7 @@ class ClaimsTable(tabs.Table):
             return (f"{value:.{digits}f} vs {tabs.method_name(base)} {base_value:.{digits}f} "
                     f"({gain:+.1%})")
 
-        digits = max(self.digits, 3)
+        digits = max(self.digits + 1, 4)
         records, index = [], []
         for rec in self.data.to_dict("records"):
             p = rec["p_holm"]
@@ -65,7 +66,7 @@ def _verdict(gain: float, p_holm: float, threshold: float, level: float) -> str:
     if gain > threshold:
         return "holds" if significant else "gain > 5%, not significant"
     if gain > 0:
-        return "gain 0-5%"
+        return "gain 0-5%" + (" (significant)" if significant else "")
     return "does not hold" + (" (significantly below)" if significant else "")
 
 
