@@ -9,13 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 
 from deca_tune.data.interactions import RecSplit
+from deca_tune.data.sampling import sample_zero_entries
 from deca_tune.models.rec import build_backbone
 from deca_tune.models.rec.base import recipe_of
 from deca_tune.models.rec.cdae import reference_item_counts
-from deca_tune.training.rec_trainer import RecTrainer, row_batches, sample_zero_entries
+from deca_tune.training.rec_trainer import RecTrainer, row_batches
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -175,8 +175,8 @@ def test_methods_without_neg_users_get_pairs():
     # T-CE and R-CE need no pairing (issue 17: they train as normal does, on rows)
     assert trainer(method="tce", split=split).row_batching
     assert trainer(method="rce", split=split).row_batching
-    assert not trainer(method="wbpr", split=split).row_batching
-    assert not trainer(method="ensemble", split=split).row_batching
+    assert trainer(method="ensemble", split=split).row_batching  # the twin draws its own rows
+    assert not trainer(method="wbpr", split=split).row_batching  # BPR pairs a negative with its positive
     assert not trainer(backbone="cdae-pairwise", split=split).row_batching
 
 

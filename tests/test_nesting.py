@@ -1,13 +1,12 @@
 """Every rec baseline with its mechanism switched off IS ``normal`` (issue 17): same seed, same
 per-epoch losses and metrics, bit for bit (the same run twice on one machine; nothing here is a
 stored reference). T-CE at drop_rate 0 (whatever its schedule), R-CE at beta 0, the ensemble with
-one member; T-CE and R-CE on the authors' CDAE too (rows batching, summed loss). WBPR's base
+one member; on the authors' CDAE too (rows batching, summed loss). WBPR's base
 loss is BPR, not BCE, so no setting of it is ``normal``: with uniform negatives and no weights
 it is plain BPR-MF on ``normal``'s stream of batches, checked against a BPR built on ``normal``."""
 from __future__ import annotations
 
 import pytest
-import torch
 
 from deca_tune.losses.bpr import bpr_loss
 from deca_tune.methods.rec.normal import Normal, pair_logits
@@ -50,8 +49,6 @@ def _curve(spec: dict, split=None) -> list[dict[str, float]]:
     ("ensemble", {"ensemble_members": 1}),
 ])
 def test_method_switched_off_is_normal(method, off, backbone):
-    if method == "ensemble" and backbone == "cdae":
-        pytest.skip("the ensemble trains on pairs, normal's CDAE on rows (docs/denoising-methods.md)")
     want = _curve(_spec("normal", backbone))
     got = _curve(_spec(method, backbone, **off))
     assert got == want

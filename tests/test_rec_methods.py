@@ -12,7 +12,7 @@ from deca_tune.methods.base import pretrain_overrides
 from deca_tune.training.pretrain import pretrain_key, pretrain_spec
 from deca_tune.methods.scores import training_positive_scores
 from deca_tune.tasks import get_task
-from deca_tune.training.rec_trainer import RecTrainer
+from deca_tune.training.rec_trainer import RecTrainer, row_batches
 
 METHODS = ["normal", "deca", "deca_p", "deca-dp", "deca-dn", "deca_p-dp", "deca_p-dn", "tce", "rce", "wbpr",
            "ensemble"]
@@ -198,8 +198,27 @@ def test_ensemble_members_train_as_two_normal_runs():
         assert torch.allclose(a, b, atol=1e-6)
 
 
-def test_ensemble_resume_is_exact():
-    spec = tiny_spec("ensemble", "gmf", "off", max_epochs=3)
+def test_ensemble_twin_draws_the_row_batches_of_a_normal_run_on_cdae():
+    """On the authors' CDAE both members train on rows (normal's batching, summed loss): the
+    twin's batches and zero entries are those of a ``normal`` run with seed s + 1000."""
+    spec = tiny_spec("ensemble", "cdae", "off", seed=4, batch_size=8)
+    ens = RecTrainer(spec)
+    assert ens.row_batching and ens.method._rows is not None
+    ens.method.on_epoch_start(1)
+    twin = list(ens.method._row_stream)
+    want = list(row_batches(RecTrainer({**spec, "method": "normal", "seed": 1004})))
+    assert len(twin) == len(want) > 1
+    for got, ref in zip(twin, want):
+        for a, b in zip(got, ref):
+            assert np.array_equal(a, b.numpy())
+    ens = RecTrainer(spec)
+    m = ens.train_epoch()
+    assert m["loss/bce_twin"] > 0 and m["loss/bce"] > 0
+
+
+@pytest.mark.parametrize("backbone", ["gmf", "cdae"])
+def test_ensemble_resume_is_exact(backbone):
+    spec = tiny_spec("ensemble", backbone, "off", max_epochs=3)
     full = RecTrainer(spec)
     for _ in range(3):
         last = full.train_epoch()

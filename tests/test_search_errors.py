@@ -259,6 +259,8 @@ def test_row_resume_keeps_cumulative_wall_and_search_seconds(interrupted):
     runs = manifest["runs"]
     assert [r["outcome"] for r in runs] == ["interrupted", "finished"]
     assert [r["exit_code"] for r in runs] == [130, 0]
+    assert all(len(r["git"]["commit"]) == 40 for r in runs if r["git"].get("commit"))  # each run's code
+    assert {"commit"} <= set(runs[1]["git"])
     assert manifest["wall_seconds"] == pytest.approx(sum(r["wall_seconds"] for r in runs))
     assert runs[0]["wall_seconds"] == pytest.approx(before["runs"][0]["wall_seconds"])
     unit = manifest["timing"]["synthetic__gmf__normal"]

@@ -2,8 +2,13 @@
 
 A sampler proposes candidate items for many positives at once and re-draws, in rounds over the
 whole batch, only the candidates that hit one of the user's training positives.
+
+:class:`RowBatches` is the other batching, the DeCA authors' CDAE's: batches of user rows with
+all their positives and zero entries of the batch matrix drawn without replacement.
 """
 from __future__ import annotations
+
+from typing import Iterator
 
 import numpy as np
 
@@ -97,3 +102,57 @@ class UniformUnrejectedSampler(NegativeSampler):
 
     def sample(self, users: np.ndarray, ratio: int, rng: np.random.Generator) -> np.ndarray:
         return rng.integers(0, self.n_items, size=(len(np.asarray(users)), ratio))
+
+
+# ---------------------------------------------------------------------------- rows batching
+class RowBatches:
+    """The rows batching, the DeCA authors' CDAE training (their ``train.py:206-259``): all
+    ``n_users`` rows permuted, ``batch_size`` rows per batch, rows without training positives
+    dropped; per batch all positives of its rows (row by row) and ``#pos * neg_ratio`` zero
+    entries of the batch's ``rows x n_items`` matrix drawn uniformly without replacement (never a
+    training positive). The trainer draws its batches from its generator; the ensemble's twin
+    from its own."""
+
+    def __init__(self, split: RecSplit) -> None:
+        self.n_users, self.n_items = split.n_users, split.n_items
+        self._items = split.train[:, 1]
+        self.counts = np.bincount(split.train[:, 0], minlength=split.n_users)
+        self._order = np.lexsort((split.train[:, 1], split.train[:, 0]))
+        self._start = np.concatenate([[0], np.cumsum(self.counts)])
+
+    def epoch(self, rng: np.random.Generator, batch_size: int,
+              ratio: int) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+        """One epoch's batches ``(users, pos, neg, neg_users)``, drawn lazily from ``rng``: the
+        permutation first, then each batch's zero entries in turn."""
+        perm = rng.permutation(self.n_users)
+        for lo in range(0, self.n_users, batch_size):
+            rows = perm[lo:lo + batch_size]
+            rows = rows[self.counts[rows] > 0]
+            if not len(rows):
+                continue
+            pos_row, pos = self.positives(rows)
+            neg_row, neg = sample_zero_entries(len(rows), pos_row, pos, self.n_items, len(pos) * ratio, rng)
+            yield rows[pos_row], pos, neg, rows[neg_row]
+
+    def positives(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(row index into rows, item)`` of every training positive of ``rows``, row by row."""
+        counts = self.counts[rows]
+        starts = self._start[rows]
+        within = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
+        idx = self._order[np.repeat(starts, counts) + within]
+        return np.repeat(np.arange(len(rows)), counts), self._items[idx]
+
+
+def sample_zero_entries(n_rows: int, pos_row: np.ndarray, pos: np.ndarray, n_items: int, k: int,
+                        rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """``k`` distinct zero entries of the ``n_rows x n_items`` batch matrix whose ones are at
+    ``(pos_row, pos)``, uniformly without replacement (the authors' ``random.sample`` over the
+    indices of ``torch.where(batch_matrix == 0)``): ``(row, item)`` arrays."""
+    ones = np.unique(pos_row * n_items + pos)
+    n_zero = n_rows * n_items - len(ones)
+    if k > n_zero:
+        raise ValueError(f"rows batching: {k} negatives requested but the batch has only {n_zero} zero entries")
+    z = np.sort(rng.choice(n_zero, size=k, replace=False))
+    # the z-th zero cell (row-major) is cell z + #{ones whose count of preceding zero cells <= z}
+    cells = z + np.searchsorted(ones - np.arange(len(ones)), z, side="right")
+    return cells // n_items, cells % n_items

@@ -132,8 +132,9 @@ def start_run(manifest: dict[str, Any], argv: list[str]) -> dict[str, Any]:
         runs.append({"run": 1, "started": manifest.get("created"), "finished": manifest.get("finished"),
                      "command": manifest.get("command"), "wall_seconds": manifest["wall_seconds"],
                      "outcome": "unknown"})
+    # the code of this run (a resumed experiment may run later code than the one that created it)
     entry = {"run": len(runs) + 1, "started": now(), "finished": None, "command": command_line(argv),
-             "wall_seconds": None, "outcome": "running", "exit_code": None}
+             "git": git_state(), "wall_seconds": None, "outcome": "running", "exit_code": None}
     runs.append(entry)
     return entry
 

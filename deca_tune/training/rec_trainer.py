@@ -18,7 +18,7 @@ from typing import Any, Iterator
 import numpy as np
 import torch
 
-from deca_tune.data.sampling import SAMPLERS
+from deca_tune.data.sampling import SAMPLERS, RowBatches
 from deca_tune.methods.rec.base import RecMethod, takes_row_negatives
 from deca_tune.methods.rec.normal import pair_index
 from deca_tune.models.rec.base import RecBackbone, add_row_grads, recipe_of
@@ -105,9 +105,8 @@ class RecTrainer(EpochTrainer):
         for module in self.method.modules():  # CDAE's evaluation normalisation uses the batch size
             if recipe_of(module).batching == "rows" and hasattr(module, "batch_users"):
                 module.batch_users = bs
-        self._row_counts = np.bincount(self.split.train[:, 0], minlength=self.split.n_users)
-        self._row_order = np.lexsort((self.split.train[:, 1], self.split.train[:, 0]))
-        self._row_start = np.concatenate([[0], np.cumsum(self._row_counts)])
+        #: the rows batching's index of the training positives (built once; used when row_batching)
+        self.rows = RowBatches(self.split)
         #: the DeCA authors' early-stopping rule (spec ``early_stop: authors``), else None
         self.authors_stop = AuthorsEarlyStop(self) if self.spec.get("early_stop") == "authors" else None
 
@@ -342,48 +341,12 @@ def squared_l2(weight: float, params: list[torch.Tensor]) -> torch.Tensor:
 
 # ---------------------------------------------------------------------------- rows batching
 def row_batches(trainer: RecTrainer) -> Iterator[tuple[torch.Tensor, ...]]:
-    """One epoch of the rows batching (``TrainingRecipe.batching == "rows"``), the DeCA authors'
-    CDAE training (train.py:206-259): all ``n_users`` rows permuted, ``batch_size`` rows per batch,
-    rows without training positives dropped; per batch all positives of its rows (row by row) and
-    ``#pos * neg_ratio`` zero entries of the batch's ``rows x n_items`` matrix drawn uniformly
-    without replacement (never a training positive). Yields ``(users, pos, neg, neg_users)``."""
-    split, rng, dev = trainer.split, trainer.rng, trainer.device
-    bs, ratio, n_items = int(trainer.spec["batch_size"]), int(trainer.spec["neg_ratio"]), split.n_items
-    perm = rng.permutation(split.n_users)
-    for lo in range(0, split.n_users, bs):
-        rows = perm[lo:lo + bs]
-        rows = rows[trainer._row_counts[rows] > 0]
-        if not len(rows):
-            continue
-        pos_row, pos = batch_row_positives(trainer, rows)
-        neg_row, neg = sample_zero_entries(len(rows), pos_row, pos, n_items, len(pos) * ratio, rng)
-        users = rows[pos_row]
-        yield (torch.as_tensor(users, device=dev), torch.as_tensor(pos, device=dev),
-               torch.as_tensor(neg, device=dev), torch.as_tensor(rows[neg_row], device=dev))
-
-
-def batch_row_positives(trainer: RecTrainer, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(row index into rows, item)`` of every training positive of ``rows``, row by row."""
-    counts = trainer._row_counts[rows]
-    starts = trainer._row_start[rows]
-    within = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
-    idx = trainer._row_order[np.repeat(starts, counts) + within]
-    return np.repeat(np.arange(len(rows)), counts), trainer.split.train[idx, 1]
-
-
-def sample_zero_entries(n_rows: int, pos_row: np.ndarray, pos: np.ndarray, n_items: int, k: int,
-                        rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """``k`` distinct zero entries of the ``n_rows x n_items`` batch matrix whose ones are at
-    ``(pos_row, pos)``, uniformly without replacement (the authors' ``random.sample`` over the
-    indices of ``torch.where(batch_matrix == 0)``): ``(row, item)`` arrays."""
-    ones = np.unique(pos_row * n_items + pos)
-    n_zero = n_rows * n_items - len(ones)
-    if k > n_zero:
-        raise ValueError(f"rows batching: {k} negatives requested but the batch has only {n_zero} zero entries")
-    z = np.sort(rng.choice(n_zero, size=k, replace=False))
-    # the z-th zero cell (row-major) is cell z + #{ones whose count of preceding zero cells <= z}
-    cells = z + np.searchsorted(ones - np.arange(len(ones)), z, side="right")
-    return cells // n_items, cells % n_items
+    """One epoch of the rows batching (``TrainingRecipe.batching == "rows"``, the DeCA authors'
+    CDAE training; :class:`deca_tune.data.sampling.RowBatches`) from the trainer's generator, as
+    tensors ``(users, pos, neg, neg_users)`` on its device."""
+    dev = trainer.device
+    for batch in trainer.rows.epoch(trainer.rng, int(trainer.spec["batch_size"]), int(trainer.spec["neg_ratio"])):
+        yield tuple(torch.as_tensor(a, device=dev) for a in batch)
 
 
 # ------------------------------------------------------------------ the authors' early stopping

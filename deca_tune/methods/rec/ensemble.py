@@ -17,8 +17,13 @@ part of the method's ``state_dict`` (``get_extra_state``), so resuming is exact.
 
 ``ensemble_members`` (default 2, the paper's): 1 switches the ensemble off (no twin; ``f``
 alone scores) and the method trains and ranks exactly as ``normal`` (``tests/test_nesting.py``).
-Each member's loss is ``normal``'s base BCE (:mod:`deca_tune.losses.bce`) on the pairs batching
-(on the authors' CDAE, whose ``normal`` trains on rows, the ensemble keeps the pairs batching).
+Each member's loss is ``normal``'s base BCE (:mod:`deca_tune.losses.bce`, in the backbone
+recipe's reduction) in ``normal``'s batching: pairs, or on the authors' CDAE the rows batching
+(:class:`deca_tune.data.sampling.RowBatches`), the twin drawing its own row batches from its
+generator. (Before 2026-12-05 the ensemble trained CDAE on pairs with the mean-scaled loss, so
+with one member it was not ``normal``: CDAE's Ensemble rows of earlier runs are that variant.)
+CDAE's dropout draws from torch's one stream, so on CDAE the twin's corruption masks are not
+those of a ``normal`` run of seed + 1000; its batches and negatives are.
 """
 from __future__ import annotations
 
@@ -28,9 +33,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from deca_tune.data.sampling import SAMPLERS
+from deca_tune.data.sampling import SAMPLERS, RowBatches
 from deca_tune.methods.registry import REC_METHODS
 from deca_tune.methods.rec.normal import Normal, bce_loss, pair_index, pair_logits
+from deca_tune.models.rec.base import recipe_of
 from deca_tune.tasks.base import SpecError
 
 TWIN_SEED_OFFSET = 1000
@@ -54,15 +60,19 @@ class Ensemble(Normal):
         self.check_spec(self.spec)
         self.members = int(self.spec["ensemble_members"])
         self.twin: nn.Module | None = None
+        self._reduction = recipe_of(self.f).reduction
         if self.members == 1:
             return
         twin_seed = int(self.spec["seed"]) + TWIN_SEED_OFFSET
         self.twin = self.make_backbone(self.spec["backbone"], seed=twin_seed)
         self._rng = np.random.default_rng(twin_seed)
-        self._sampler = SAMPLERS.get(self.spec.get("sampler") or self.sampler)(split)
         self._batch_size = int(self.spec["batch_size"])
         self._ratio = int(self.spec.get("neg_ratio", 1))
+        #: the twin's batching: the authors' CDAE trains on rows (as the loop does for f), else pairs
+        self._rows = RowBatches(split) if recipe_of(self.f).batching == "rows" else None
+        self._sampler = None if self._rows else SAMPLERS.get(self.spec.get("sampler") or self.sampler)(split)
         self._users = self._pos = self._neg = None
+        self._row_stream = None
         self._first_step: int | None = None
         self._last_twin: tuple[torch.Tensor, ...] | None = None
 
@@ -81,6 +91,9 @@ class Ensemble(Normal):
     def on_epoch_start(self, epoch: int) -> None:
         if self.twin is None:
             return
+        if self._rows is not None:  # drawn batch by batch, as the loop draws f's
+            self._row_stream = self._rows.epoch(self._rng, self._batch_size, self._ratio)
+            return
         train = self.split.train
         order = self._rng.permutation(len(train))
         self._users, self._pos = train[order, 0], train[order, 1]
@@ -96,13 +109,27 @@ class Ensemble(Normal):
         sl = slice(lo, lo + size)
         return tuple(torch.as_tensor(a[sl], device=device) for a in (self._users, self._pos, self._neg))
 
-    def batch_loss(self, users, pos, neg, step):
-        loss_f = bce_loss(*pair_logits(self.f, users, pos, neg))
+    def _twin_rows(self, device: torch.device) -> tuple[torch.Tensor, ...] | None:
+        """The twin's next row batch (None once its epoch has no more: its permutation may drop
+        an all-empty batch that f's does not)."""
+        if self._row_stream is None:
+            raise RuntimeError("ensemble: on_epoch_start must run before batch_loss")
+        batch = next(self._row_stream, None)
+        return None if batch is None else tuple(torch.as_tensor(a, device=device) for a in batch)
+
+    def batch_loss(self, users, pos, neg, step, neg_users=None):
+        loss_f = bce_loss(*pair_logits(self.f, users, pos, neg, neg_users), reduction=self._reduction)
         if self.twin is None:
             return loss_f, {"bce": loss_f.detach()}
-        t_users, t_pos, t_neg = self._twin_batch(step, len(users), users.device)
-        self._last_twin = (t_users, t_pos, t_neg)
-        loss_twin = bce_loss(*pair_logits(self.twin, t_users, t_pos, t_neg))
+        if neg_users is None:
+            twin = self._twin_batch(step, len(users), users.device)
+        else:
+            twin = self._twin_rows(users.device)
+        if twin is None:
+            self._last_twin = None
+            return loss_f, {"bce": float(loss_f.detach()), "bce_twin": 0.0}
+        self._last_twin = twin
+        loss_twin = bce_loss(*pair_logits(self.twin, *twin), reduction=self._reduction)
         return loss_f + loss_twin, {"bce": float(loss_f.detach()), "bce_twin": float(loss_twin.detach())}
 
     def get_extra_state(self) -> Any:
