@@ -21,6 +21,7 @@ from deca_tune.losses.truncated_bce import (drop_rate_schedule, linear_drop_rate
 from deca_tune.methods import REC_METHODS
 from deca_tune.methods.rec.normal import bce_loss, pair_logits
 from deca_tune.methods.rec.wbpr import wbpr_user_weights
+from deca_tune.training.rec_trainer import RecTrainer
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -287,6 +288,27 @@ def test_weighted_bpr_loss_by_hand():
     expected = (7 / 12 * (0.126928 + 0.313262) + 7 / 3 * (1.313262 + 3.048587)) / 4
     assert bpr_loss(pos, neg2, weights).item() == pytest.approx(expected, abs=2e-6)
     assert expected == pytest.approx(2.608606, abs=2e-6)
+    # summed (the authors' CDAE): B * r times the mean; anything else is refused
+    assert bpr_loss(pos, neg2, weights, reduction="sum").item() == pytest.approx(4 * expected, abs=8e-6)
+    with pytest.raises(ValueError, match="reduction 'max'"):
+        bpr_loss(pos, neg, reduction="max")
+
+
+def test_wbpr_sums_its_loss_on_the_authors_cdae():
+    """On CDAE (L2 ``l2 * sum ||p||``, normal's BCE summed) WBPR's BPR is summed too; on GMF the mean."""
+    train = np.array([[0, 0], [0, 1], [1, 2], [2, 3], [2, 4], [3, 1]])
+    split = RecSplit("tiny", 4, 6, train, train[:2], train[:2], train[2:4], train[2:4], ks=(3,))
+    for backbone, reduce in (("cdae", "sum"), ("gmf", "mean")):
+        t = RecTrainer({"backbone": backbone, "method": "wbpr", "max_epochs": 1, "batch_size": 8,
+                        "seed": 0, "device": "cpu", "l2": 0.0, "pretrain_cache": "off"}, split=split)
+        assert not t.row_batching
+        users, pos, neg = next(iter(t.batches()))
+        torch.manual_seed(1)
+        loss, _ = t.method.batch_loss(users, pos, neg, 0)
+        torch.manual_seed(1)
+        with torch.no_grad():
+            want = bpr_loss(*pair_logits(t.method.f, users, pos, neg), reduction=reduce)
+        assert loss.item() == pytest.approx(want.item(), rel=1e-6)
 
 
 def test_wbpr_method_mymedialite_default_and_options():

@@ -11,7 +11,11 @@ redrawn while it is one of ``u``'s positives (sampler ``popularity``), and the l
 ``-log sigmoid(s_ui - s_uj)``, averaged over the mini-batch; there is no per-user weight (none in
 MyMediaLite's code, nor in Cornac's). So popular but un-interacted items, which the user has
 likely seen and skipped, are treated as the real negatives. L2 comes from the loop as for every
-method; the updates are mini-batch Adam, not MyMediaLite's per-triple SGD (docs).
+method; the updates are mini-batch Adam, not MyMediaLite's per-triple SGD (docs). On the
+authors' CDAE (pairs batching: BPR pairs a negative with its positive) the loss is summed over the
+batch, as the backbone's recipe sums ``normal``'s, so its unsquared-norm L2 (``l2 * sum_p
+||p||_2``) weighs the same against it as against ``normal``'s (before 2026-12-05 it was the mean:
+L2 about a batch size too strong there).
 
 Options, kept to reproduce earlier runs (both go through the training positives as a
 permutation, each once per epoch, like every other method):
@@ -29,8 +33,6 @@ batches (``tests/test_nesting.py``). See ``docs/denoising-methods.md``.
 """
 from __future__ import annotations
 
-from typing import Any, Mapping
-
 import numpy as np
 import torch
 
@@ -38,6 +40,7 @@ from deca_tune.losses.bpr import bpr_loss
 from deca_tune.methods.registry import REC_METHODS
 from deca_tune.methods.rec.base import RecMethod
 from deca_tune.methods.rec.normal import pair_logits
+from deca_tune.models.rec.base import recipe_of
 from deca_tune.tasks.base import SpecError, check_choice
 
 WBPR_FORMS = ("mymedialite", "user_weighted", "unweighted")
@@ -87,5 +90,5 @@ class WBPR(RecMethod):
     def batch_loss(self, users, pos, neg, step):
         pos_logits, neg_logits = pair_logits(self.f, users, pos, neg)
         weights = None if self.user_weights is None else self.user_weights[users]
-        loss = bpr_loss(pos_logits, neg_logits, weights)
+        loss = bpr_loss(pos_logits, neg_logits, weights, reduction=recipe_of(self.f).reduction)
         return loss, {"bpr": loss.detach()}
