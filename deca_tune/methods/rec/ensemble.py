@@ -70,7 +70,7 @@ class Ensemble(Normal):
         self._ratio = int(self.spec.get("neg_ratio", 1))
         #: the twin's batching: the authors' CDAE trains on rows (as the loop does for f), else pairs
         self._rows = RowBatches(split) if recipe_of(self.f).batching == "rows" else None
-        self._sampler = None if self._rows else SAMPLERS.get(self.spec.get("sampler") or self.sampler)(split)
+        self._sampler = None if self._rows is not None else SAMPLERS.get(self.spec.get("sampler") or self.sampler)(split)
         self._users = self._pos = self._neg = None
         self._row_stream = None
         self._first_step: int | None = None
