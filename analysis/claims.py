@@ -38,7 +38,7 @@ class ClaimsTable(tabs.Table):
     ours gain | p (Holm) | verdict."""
 
     def display(self, style: str = "plain") -> pd.DataFrame:
-        def side(method: str, value: float, base: str, base_value: float, gain: float) -> str:
+        def side(value: float, base: str, base_value: float, gain: float) -> str:
             if not (math.isfinite(value) and math.isfinite(base_value)):
                 return "-"
             return (f"{value:.{digits}f} vs {tabs.method_name(base)} {base_value:.{digits}f} "
@@ -48,10 +48,10 @@ class ClaimsTable(tabs.Table):
         records, index = [], []
         for rec in self.data.to_dict("records"):
             p = rec["p_holm"]
-            records.append([side(rec["method"], rec["paper"], rec["paper_baseline"],
-                                 rec["paper_baseline_value"], rec["paper_gain"]),
-                            side(rec["method"], rec["ours"], rec["ours_baseline"],
-                                 rec["ours_baseline_value"], rec["ours_gain"]),
+            records.append([side(rec["paper"], rec["paper_baseline"], rec["paper_baseline_value"],
+                                 rec["paper_gain"]),
+                            side(rec["ours"], rec["ours_baseline"], rec["ours_baseline_value"],
+                                 rec["ours_gain"]),
                             "-" if not math.isfinite(p) else f"{p:.3g}", rec["verdict"]])
             index.append((rec["block"], rec["row"]))
         idx = pd.MultiIndex.from_tuples(index, names=["", self.row_header]) if index else \

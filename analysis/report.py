@@ -146,7 +146,7 @@ def build_report(experiment: str | Path, out_dir: str | Path | None = None,
     report.tables += tabs.all_tables(exp, split=split, dataset_stats=dataset_stats,
                                      with_dataset_table=dataset_table, ks=ks)
     if split == "test_clean" and published is not False:  # the paper reports the clean test
-        reference = None if published is True else pub.load_published(published)
+        reference = pub.load_published(None if published is True else published)  # read once
         ours = list(report.tables)
         report.tables += pub.comparison_tables(ours, reference)
         report.tables += claims.claims_tables(ours, reference)
