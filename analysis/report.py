@@ -35,6 +35,7 @@ from analysis import claims
 from analysis import figures as figs
 from analysis import noise_detection
 from analysis import published as pub
+from analysis import run_cost
 from analysis import tables as tabs
 from analysis.experiment import FAILED_STATUSES, GROUP_KEYS, Experiment, load_experiment
 
@@ -143,6 +144,9 @@ def build_report(experiment: str | Path, out_dir: str | Path | None = None,
 
     report.label_notes = tabs.clean_label_notes(exp)
     report.tables = [status_table(exp)]
+    cost = run_cost.run_cost_table(exp)
+    if cost is not None:
+        report.tables.append(cost)
     report.tables += tabs.all_tables(exp, split=split, dataset_stats=dataset_stats,
                                      with_dataset_table=dataset_table, ks=ks)
     if split == "test_clean" and published is not False:  # the paper reports the clean test

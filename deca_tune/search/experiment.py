@@ -299,7 +299,6 @@ class ExperimentRun:
         if complete:
             manifest["finished"] = mf.now()
         mf.finish_run(manifest, self.run_entry, time.perf_counter() - self.started, "finished", code)
-        manifest["slot_use"] = mf.slot_use(manifest, self.res.concurrency)
         mf.write_manifest(self.manifest_path, manifest)
         frames = self.write_summary()
         self.print_results(frames, outcomes, code)

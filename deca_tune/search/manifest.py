@@ -9,7 +9,8 @@ data set: statistics and the source files' SHA-256 from ``RecSplit.meta`` / the 
 ``command``, ``wall_seconds``, ``outcome`` = finished / interrupted / error / killed (closed by the next ``--resume``), ``exit_code``),
 ``wall_seconds`` (summed over the runs), ``timing`` (per unit: ``search_seconds`` and
 ``seed_seconds`` summed over the runs, their per-run values in ``runs``, and the trial counts of
-the last run), ``resumes`` (one entry per ``--resume``), ``finished`` (when the last run that
+the last run), ``slot_use`` (after every run, interrupted ones too: :func:`slot_use` over all runs
+so far), ``resumes`` (one entry per ``--resume``), ``finished`` (when the last run that
 completed every unit ended).
 """
 from __future__ import annotations
@@ -144,6 +145,9 @@ def finish_run(manifest: dict[str, Any], entry: dict[str, Any], seconds: float, 
     entry.update({"finished": now(), "wall_seconds": seconds, "outcome": outcome, "exit_code": exit_code,
                   "driver_peak_rss_mb": peak_rss_mb()})
     manifest["wall_seconds"] = sum(float(r.get("wall_seconds") or 0.0) for r in manifest["runs"])
+    slots = (manifest.get("resources") or {}).get("concurrency")
+    if slots:  # every run's end, an interrupted one too: a record resumed across sessions has it
+        manifest["slot_use"] = slot_use(manifest, int(slots))
 
 
 #: the wall time a preset should stay within: this factor x (sum of trial seconds / slots)
