@@ -33,6 +33,8 @@ def test_report_reads_the_real_experiment(experiment, capsys) -> None:
     out = experiment / "report"
     md = (out / "report.md").read_text()
     assert "| synthetic / gmf / deca | 2 | 0 | 2/2 | complete |" in md
+    # what the run cost, from the manifest the search wrote: one finished run and the whole
+    assert "| run 1 |" in md and "| all runs |" in md and "| finished |" in md and "(target <= 1.15)" in md
     # our mean ± std must agree with the search's own summary.csv (computed independently)
     summary = pd.read_csv(experiment / "summary" / "summary.csv").set_index("method")
     cells = pd.read_csv(out / "tables" / "table2_synthetic.csv")
