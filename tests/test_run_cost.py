@@ -9,7 +9,7 @@ from analysis.experiment import load_experiment
 from analysis.report import build_report
 from analysis.run_cost import run_cost_table
 from deca_tune.search import manifest as mf
-from tests.helpers_analysis import rec_metrics, rec_runs, write_experiment
+from helpers_analysis import rec_metrics, rec_runs, write_experiment
 
 
 def _two_session_manifest() -> dict:
