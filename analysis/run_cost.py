@@ -84,7 +84,8 @@ def run_cost_table(exp: Experiment) -> Table | None:
              "code": _code(m.get("git")) + " (created)",
              "trial seconds": _seconds(use.get("trial_seconds")) if use else "",
              "slots": str(use.get("slots", "")) if use else "",
-             "wall / packed": f"{ratio:.2f} (target <= {use.get('target', 1.15):g})" if ratio else "",
+             "wall / packed": (f"{ratio:.2f}" + (f" (target <= {use['target']:g})" if use.get("target") else "")
+                               if ratio else ""),
              "disk peak": _gigabytes(disk.get("peak_bytes")) if disk else "",
              "disk final": _gigabytes(disk.get("final_bytes")) if disk else ""}
     add(WHOLE, whole)

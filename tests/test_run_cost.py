@@ -12,8 +12,9 @@ from deca_tune.search import manifest as mf
 from helpers_analysis import rec_metrics, rec_runs, write_experiment
 
 
-def _two_session_manifest() -> dict:
-    """Run 1 interrupted by SIGTERM after unit a's search; run 2 (a resume) finishes a and b."""
+def _two_session_manifest() -> tuple[dict, dict]:
+    """Run 1 interrupted by SIGTERM after unit a's search; run 2 (a resume) finishes a and b.
+    Returns the manifest and the slot use recorded at the end of run 1."""
     m = {"created": "2026-12-04T23:19:50+00:00", "git": {"commit": "a" * 40, "dirty": False},
          "resources": {"concurrency": 2}, "runs": [], "timing": {}, "wall_seconds": 0.0, "finished": None}
     first = mf.start_run(m, ["--config", "experiments/table2.yaml"])
@@ -31,14 +32,12 @@ def _two_session_manifest() -> dict:
     mf.finish_run(m, second, 160.0, "finished", 0)
     m["disk"] = {"peak_bytes": 3_840_000_000, "final_bytes": 2_880_000_000, "freed_bytes": 27_100_000_000,
                  "keep_checkpoints": "best"}
-    m["interrupted_slot_use"] = interrupted  # for the test only
-    return m
+    return m, interrupted
 
 
 def test_an_interrupted_run_records_its_slot_use() -> None:
     """A record resumed across sessions has slot use after every run, not only the last one."""
-    m = _two_session_manifest()
-    first = m["interrupted_slot_use"]
+    m, first = _two_session_manifest()
     assert first["slots"] == 2 and first["wall_seconds"] == pytest.approx(100.0)
     assert first["trial_seconds"] == pytest.approx(110.0)
     assert first["ratio"] == pytest.approx(100.0 / 55.0)
@@ -49,7 +48,7 @@ def test_an_interrupted_run_records_its_slot_use() -> None:
 
 
 def test_run_cost_table_per_run_and_whole(tmp_path) -> None:
-    m = _two_session_manifest()
+    m, _ = _two_session_manifest()
     runs = rec_runs({("gmf", "normal"): rec_metrics(0.06, 0.18, 0.04, 0.08)})
     exp = load_experiment(write_experiment(tmp_path / "exp", runs=runs, manifest=m))
     table = run_cost_table(exp)
@@ -89,7 +88,7 @@ def test_run_cost_without_slot_use_or_runs(tmp_path) -> None:
 
 def test_report_writes_the_run_cost_table(tmp_path) -> None:
     runs = rec_runs({("gmf", "normal"): rec_metrics(0.06, 0.18, 0.04, 0.08)})
-    root = write_experiment(tmp_path / "exp", runs=runs, manifest=_two_session_manifest())
+    root = write_experiment(tmp_path / "exp", runs=runs, manifest=_two_session_manifest()[0])
     report = build_report(root, tmp_path / "report", formats=("md", "csv"), dataset_table=False,
                           published=False)
     csv = pd.read_csv(tmp_path / "report" / "tables" / "run_cost.csv")
