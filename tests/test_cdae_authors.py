@@ -195,18 +195,15 @@ def test_normal_loss_is_summed_bce_on_the_entries():
     assert float(loss.detach()) == pytest.approx(float(want), rel=1e-5)
 
 
-def test_deca_on_row_batches_has_no_ratio_factor():
-    t = trainer(method="deca", neg_ratio=2, C0=10.0, C1=100.0, alpha=0.5, split=small_split(n_items=12))
-    users, pos, neg, neg_users = next(iter(row_batches(t)))
+def _deca_terms_by_hand(t: RecTrainer, users, pos, neg, neg_users):
+    """DeCA's DP per-entry terms (C1 = 100, alpha = 0.5) on a row batch, by hand: ``(agreement,
+    positive term, negative term, n_pos)``; the caller reduces them."""
     mth = t.method
-    torch.manual_seed(4)
-    loss, _ = mth.batch_loss(users, pos, neg, 0, neg_users=neg_users)  # step 0: DP
-    torch.manual_seed(4)
-    torch.set_grad_enabled(False)
     sig = torch.sigmoid
-    f = sig(mth.f(torch.cat([users, neg_users]), torch.cat([pos, neg])))
-    g = sig(mth.g(torch.cat([users, neg_users]), torch.cat([pos, neg])))
-    h = sig(mth.h(torch.cat([users, neg_users]), torch.cat([pos, neg])))
+    with torch.no_grad():
+        f = sig(mth.f(torch.cat([users, neg_users]), torch.cat([pos, neg])))
+        g = sig(mth.g(torch.cat([users, neg_users]), torch.cat([pos, neg])))
+        h = sig(mth.h(torch.cat([users, neg_users]), torch.cat([pos, neg])))
     n = len(pos)
     lg = lambda x: torch.log(x.clamp_min(1e-6))  # noqa: E731
 
@@ -216,9 +213,75 @@ def test_deca_on_row_batches_has_no_ratio_factor():
     agree = 0.5 * kl(g, f) + 0.5 * kl(f, g)
     pos_term = lg(h[:n]) * (1 - f[:n])
     neg_term = lg(1 - h[n:]) * (1 - f[n:]) - 100.0 * f[n:]
-    want = (agree[:n] - pos_term).mean() + (agree[n:] - neg_term).mean()  # their CDAE branch: no * NSR
-    torch.set_grad_enabled(True)
+    return agree, pos_term, neg_term, n
+
+
+@pytest.mark.parametrize("backward", ["autograd", "fused"])
+@pytest.mark.parametrize("reduction", ["authors", "recipe"])
+def test_deca_on_row_batches_reduction(reduction, backward):
+    """``loss_reduction: authors``: their CDAE branch, mean_pos + mean_neg with no ``* NSR``;
+    ``recipe`` (default): summed over every entry, as ``normal``'s BCE on the authors' CDAE."""
+    kw = {"loss_backward": backward, **({} if reduction == "recipe" else {"loss_reduction": "authors"})}
+    t = trainer(method="deca", neg_ratio=2, C0=10.0, C1=100.0, alpha=0.5, split=small_split(n_items=12), **kw)
+    users, pos, neg, neg_users = next(iter(row_batches(t)))
+    torch.manual_seed(4)
+    loss, _ = t.method.batch_loss(users, pos, neg, 0, neg_users=neg_users)  # step 0: DP
+    torch.manual_seed(4)
+    agree, pos_term, neg_term, n = _deca_terms_by_hand(t, users, pos, neg, neg_users)
+    if reduction == "authors":
+        want = (agree[:n] - pos_term).mean() + (agree[n:] - neg_term).mean()
+    else:
+        want = (agree[:n] - pos_term).sum() + (agree[n:] - neg_term).sum()
+    assert len(neg) > n > 1  # the two reductions differ on this batch
     assert float(loss.detach()) == pytest.approx(float(want), rel=1e-5)
+
+
+def test_deca_loss_scale_is_normals_on_cdae():
+    """One ``l2`` weighs the same against DeCA's loss as against ``normal``'s: on the authors'
+    CDAE both sum their per-entry terms, so loss / (mean per-entry term) is the number of entries
+    for both. Under ``authors`` (mean_pos + mean_neg) it is at most entries x (1/n_pos + 1/n_neg),
+    here ~5 instead of 21 (on ML-100K ~10^3-10^4 times smaller)."""
+    split = small_split(n_items=12)
+    deca_kw = {"neg_ratio": 2, "C0": 10.0, "C1": 100.0, "alpha": 0.5}
+    normal = trainer(method="normal", neg_ratio=2, split=split)
+    users, pos, neg, neg_users = next(iter(row_batches(normal)))
+    n_pos, n_neg = len(pos), len(neg)
+    entries = n_pos + n_neg
+    torch.manual_seed(5)
+    bce, _ = normal.batch_loss((users, pos, neg, neg_users))
+    torch.manual_seed(5)
+    with torch.no_grad():
+        p = torch.sigmoid(normal.method.f(torch.cat([users, neg_users]), torch.cat([pos, neg])))
+    mean_bce = float(-(torch.log(p[:n_pos]).sum() + torch.log(1 - p[n_pos:]).sum())) / entries
+    assert float(bce.detach()) / mean_bce == pytest.approx(entries, rel=1e-5)
+    ratios = {}
+    for reduction in ("recipe", "authors"):
+        t = trainer(method="deca", split=split, loss_reduction=reduction, **deca_kw)
+        torch.manual_seed(5)
+        loss, _ = t.method.batch_loss(users, pos, neg, 0, neg_users=neg_users)
+        torch.manual_seed(5)
+        agree, pos_term, neg_term, _ = _deca_terms_by_hand(t, users, pos, neg, neg_users)
+        mean_term = float(torch.cat([agree[:n_pos] - pos_term, agree[n_pos:] - neg_term]).mean())
+        ratios[reduction] = float(loss.detach()) / mean_term
+    assert ratios["recipe"] == pytest.approx(entries, rel=1e-5)
+    assert ratios["authors"] <= entries * (1 / n_pos + 1 / n_neg) * (1 + 1e-5) < entries / 3
+
+
+def test_deca_reductions_agree_on_pairs():
+    """On a pairs backbone (``normal`` takes means) both settings are one computation."""
+    split = small_split(n_items=12)
+    got = []
+    for kw in ({}, {"loss_reduction": "authors"}):
+        t = RecTrainer({"backbone": "gmf", "method": "deca", "seed": 0, "device": "cpu", "batch_size": 8,
+                        "neg_ratio": 2, "pretrain_cache": "off", **kw}, split=split)
+        users, pos, neg = next(iter(t.batches()))
+        got.append(float(t.method.batch_loss(users, pos, neg, 1)[0].detach()))
+    assert got[0] == got[1]
+
+
+def test_loss_reduction_is_checked():
+    with pytest.raises(Exception, match="loss_reduction"):
+        trainer(method="deca", loss_reduction="sum")
 
 
 def test_l2_forms():

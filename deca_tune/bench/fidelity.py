@@ -122,6 +122,8 @@ def our_spec(dataset: str, backbone: str, method: str, seed: int, *, data_root: 
     if base in ("deca", "deca_p"):
         # their C_1 is "used in DP" (our C1 = C_DP), C_2 "used in DN" (our C0 = C_DN)
         spec.update(C1=float(cfg["C_1"]), C0=float(cfg["C_2"]), alpha=float(cfg["alpha"]))
+        # their DeCA CDAE branch takes means where their normal CDAE sums (ours: the recipe's sum)
+        spec["loss_reduction"] = "authors"
         if not cfg.get("iterative", True):
             raise NotImplementedError(f"{dataset} {backbone} {method}: iterative=False is not mapped")
     if base == "deca_p":

@@ -26,6 +26,10 @@ DN) and ``alpha``; baselines the authors did not configure (T-CE, WBPR, the ense
 start from the ``normal`` cell's lambda. The plan makes it Optuna's first trial, so a unit's
 first trial trains the fidelity bench's cell (its hyperparameters and at least its epochs;
 the search then reports the best epoch on the selection split, the fidelity cell the last).
+One exception: DeCA / DeCA(p) on the authors' CDAE search with ``loss_reduction: recipe`` (the
+summed loss of ``normal`` there, so that the L2 space is the same), while the fidelity cell runs
+the authors' mean (``loss_reduction: authors``); their first trial has the cell's
+hyperparameters, not its loss scale.
 """
 from __future__ import annotations
 

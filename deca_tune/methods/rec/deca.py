@@ -8,6 +8,16 @@ the DN sub-task. Mini-batches alternate DP (even steps) and DN (odd steps), as A
 through the agreement KL, the noise models only through the likelihood, and the L2 penalty of
 the loop applies to ``f`` alone (Algorithm 1, line 10).
 
+Reduction (spec ``loss_reduction``): ``"recipe"`` (default) reduces the per-pair terms as the
+backbone's ``TrainingRecipe.reduction`` reduces ``normal``'s BCE: the mean over the positives
+plus ``ratio`` x the mean over the negatives where ``normal`` takes means (every pairs backbone),
+the sum over every pair where it sums (the authors' CDAE) -- Eq. 10 and 22 are sums, and one
+``l2`` then weighs the same against DeCA's loss as against ``normal``'s. ``"authors"``: the DeCA
+authors' code on every backbone, whose CDAE branch (train.py:260-298) takes mean_pos + mean_neg
+although their ``normal`` CDAE sums; on the authors' CDAE that makes one ``l2`` weigh ~10^3-10^4
+times more against DeCA (docs/benchmarks-paper-tables.md, "CDAE's loss scale"). The fidelity
+bench runs ``"authors"``; on pairs backbones the two are the same computation.
+
 Hyperparameters: ``C0`` = C_DN (larger: an interacted item is more likely a real positive),
 ``C1`` = C_DP (larger: a missing interaction is more likely a real negative), section 5.3.2;
 ``alpha`` in [0, 1] weights KL(g||f) against KL(f||g).
@@ -33,8 +43,12 @@ from deca_tune.losses.deca import (SUBTASKS, agreement_kl, clean_logit, clean_pr
 from deca_tune.methods.registry import REC_METHODS
 from deca_tune.methods.rec.base import RecMethod
 from deca_tune.methods.rec.normal import pair_logits
-from deca_tune.models.rec.base import dense_lookups
+from deca_tune.models.rec.base import dense_lookups, recipe_of
 from deca_tune.tasks.base import SpecError, check_choice, check_range
+
+
+#: spec ``loss_reduction`` of DeCA / DeCA(p) (module docstring)
+LOSS_REDUCTIONS = ("recipe", "authors")
 
 
 def derive_seed(seed: int, tag: str) -> int:
@@ -58,8 +72,11 @@ class DeCABase(RecMethod):
     #: re-measured (docs/benchmarks.md, "DeCA's step beside normal's"); its rounding differs,
     #: and over epochs the runs drift apart by more than another CPU's kernels make them,
     #: docs/training-recipes.md)
+    #: ``loss_reduction``: ``recipe`` (the backbone recipe's reduction, as ``normal``) or
+    #: ``authors`` (mean_pos + ratio * mean_neg on every backbone, the DeCA authors' code)
     defaults: dict[str, Any] = {"C0": 1000.0, "C1": 1000.0, "alpha": 1.0, "h_backbone": "mf",
-                                "first_batch": "dp", "agreement_grad": True, "loss_backward": "autograd"}
+                                "first_batch": "dp", "agreement_grad": True, "loss_backward": "autograd",
+                                "loss_reduction": "recipe"}
 
     def __init__(self, spec: dict[str, Any], split: RecSplit, subtask_only: str | None = None) -> None:
         super().__init__(spec, split)
@@ -71,6 +88,7 @@ class DeCABase(RecMethod):
         s = self.spec
         self.alpha = float(s["alpha"])
         self.c_dn, self.c_dp = float(s["C0"]), float(s["C1"])
+        self.sums = s["loss_reduction"] == "recipe" and recipe_of(self.f).reduction == "sum"
         seed = int(s["seed"])
         self.h = self.make_backbone(s["h_backbone"], seed=derive_seed(seed, "h"))
         self.h_prime = self.make_backbone(s["h_backbone"], seed=derive_seed(seed, "h_prime"))
@@ -87,6 +105,7 @@ class DeCABase(RecMethod):
         check_range(s, "C1", 0)
         check_choice(s, "first_batch", ("dp", "both"))
         check_choice(s, "loss_backward", ("autograd", "fused"))
+        check_choice(s, "loss_reduction", LOSS_REDUCTIONS)
         for key in ("h_backbone", "aux_backbone"):
             if key in s and s[key] not in REC_BACKBONES:
                 raise SpecError(key, f"unknown backbone {s[key]!r}; choose one of: "
@@ -99,6 +118,17 @@ class DeCABase(RecMethod):
                      neg_users: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         raise NotImplementedError
 
+    def reduction(self, pos: torch.Tensor, neg: torch.Tensor,
+                  neg_users: torch.Tensor | None) -> tuple[float, float]:
+        """``(ratio, scale)`` of a mini-batch: the loss is ``scale * (mean_pos + ratio * mean_neg)``
+        of the per-pair terms. Means (``scale`` 1): ``ratio`` the negatives per positive on pairs
+        (the authors' ``neg_loss * NSR``), 1 on row batches (their CDAE branch). Sums (``normal``'s
+        reduction on the authors' CDAE, ``loss_reduction: recipe``): ``ratio`` = n_neg / n_pos and
+        ``scale`` = n_pos, i.e. the sum over every pair."""
+        if self.sums:
+            return neg.numel() / max(pos.numel(), 1), float(pos.numel())
+        return (neg.shape[1] if neg_users is None else 1.0), 1.0
+
     def subtask(self, step: int) -> str:
         if self.spec.get("first_batch") == "both" and self.subtask_only is None:
             return "both" if step == 0 else ("dp" if step % 2 == 1 else "dn")
@@ -106,8 +136,8 @@ class DeCABase(RecMethod):
 
     def batch_loss(self, users, pos, neg, step, neg_users=None):
         """``neg_users`` given (rows batching, the authors' CDAE): the negatives are entries of the
-        batch matrix with their own users, and the loss is mean_pos + mean_neg without the
-        ``ratio`` factor, as the authors' CDAE branch (train.py:260-298)."""
+        batch matrix with their own users; the loss is reduced as :meth:`reduction` says (summed
+        as ``normal``'s BCE by default, mean_pos + mean_neg under ``loss_reduction: authors``)."""
         subtask = self.subtask(step)
         if subtask == "both":
             return self._both_batch_loss(users, pos, neg, neg_users)
@@ -116,7 +146,7 @@ class DeCABase(RecMethod):
         active, other = (self.h, self.h_prime) if subtask == "dp" else (self.h_prime, self.h)
         n_pos, n_neg = pair_logits(active, users, pos, neg, neg_users)
         sig = torch.sigmoid
-        ratio = neg.shape[1] if neg_users is None else 1.0
+        ratio, scale = self.reduction(pos, neg, neg_users)
         if self.spec.get("loss_backward", "autograd") == "fused":
             # deca_loss on the sigmoids, fused: the same loss, its gradient in closed form (issue 21)
             loss, parts, noise_pos = deca_loss_from_logits(
@@ -127,6 +157,8 @@ class DeCABase(RecMethod):
             loss, parts = deca_loss(sig(f_pos), sig(f_neg), sig(g_pos), sig(g_neg), noise_pos, sig(n_neg),
                                     subtask, alpha=self.alpha, c_dp=self.c_dp, c_dn=self.c_dn, ratio=ratio)
             noise_pos = noise_pos.detach()
+        if scale != 1.0:
+            loss = loss * scale
         with torch.no_grad():  # tensors: the loop sums the parts and converts them once per epoch
             active_mean = noise_pos.mean()
             other_mean = sig(other(users, pos)).mean()
@@ -149,7 +181,7 @@ class DeCABase(RecMethod):
         params = [p for p in self.f.parameters() if p.requires_grad]
         subtasks = (self.subtask_only,) if self.subtask_only else SUBTASKS
         sig = torch.sigmoid
-        ratio = neg.shape[1] if neg_users is None else 1.0
+        ratio, scale = self.reduction(pos, neg, neg_users)
         # plain lookups: under the linear recipe a row lookup's backward would hand the probe's
         # gradient to the optimiser (applied at the next step) and hide the tables from autograd
         with torch.enable_grad(), dense_lookups(self.f):
@@ -161,9 +193,10 @@ class DeCABase(RecMethod):
                 with torch.no_grad():
                     noise = self.h if sub == "dp" else self.h_prime
                     n_pos, n_neg = (sig(x) for x in pair_logits(noise, users, pos, neg, neg_users))
-                agreement, likelihoods[sub] = deca_loss_parts(
+                agreement, likelihood = deca_loss_parts(
                     f_pos, f_neg, g_pos, g_neg, n_pos, n_neg, sub, alpha=self.alpha, c_dp=self.c_dp,
                     c_dn=self.c_dn, ratio=ratio)
+                agreement, likelihoods[sub] = agreement * scale, likelihood * scale
             per = gradient_shares(agreement, likelihoods, params)
         out = {f"deca/grad_kl_share_{sub}": v["share"] for sub, v in per.items()}
         for key, name in (("share", "grad_kl_share"), ("agreement", "grad_norm_kl"),
@@ -180,14 +213,14 @@ class DeCABase(RecMethod):
         g_pos, g_neg = (sig(x) for x in self.prior_logits(users, pos, neg, neg_users))
         h_pos, h_neg = (sig(x) for x in pair_logits(self.h, users, pos, neg, neg_users))
         hp_pos, hp_neg = (sig(x) for x in pair_logits(self.h_prime, users, pos, neg, neg_users))
-        ratio = neg.shape[1] if neg_users is None else 1.0
+        ratio, scale = self.reduction(pos, neg, neg_users)
 
         def term(f, h, hp):
             return safe_log(1.0 - h) * (1.0 - f) + safe_log(1.0 - hp) * f
 
         kl_pos, kl_neg = agreement_kl(f_pos, g_pos, self.alpha), agreement_kl(f_neg, g_neg, self.alpha)
         ll_pos, ll_neg = term(f_pos, h_pos, hp_pos), term(f_neg, h_neg, hp_neg)
-        loss = (kl_pos - ll_pos).mean() + ratio * (kl_neg - ll_neg).mean()
+        loss = scale * ((kl_pos - ll_pos).mean() + ratio * (kl_neg - ll_neg).mean())
         with torch.no_grad():
             parts = {"deca/kl": float(torch.cat([kl_pos, kl_neg.reshape(-1)]).mean()),
                      "deca/h_mean": float(h_pos.mean()), "deca/h_prime_mean": float(hp_pos.mean()),
