@@ -240,7 +240,7 @@ def test_deca_loss_scale_is_normals_on_cdae():
     """One ``l2`` weighs the same against DeCA's loss as against ``normal``'s: on the authors'
     CDAE both sum their per-entry terms, so loss / (mean per-entry term) is the number of entries
     for both. Under ``authors`` (mean_pos + mean_neg) it is at most entries x (1/n_pos + 1/n_neg),
-    here ~5 instead of 21 (on ML-100K ~10^3-10^4 times smaller)."""
+    here ~5 instead of 21 (on ML-100K ~80,000 times smaller)."""
     split = small_split(n_items=12)
     deca_kw = {"neg_ratio": 2, "C0": 10.0, "C1": 100.0, "alpha": 0.5}
     normal = trainer(method="normal", neg_ratio=2, split=split)

@@ -14,9 +14,10 @@ plus ``ratio`` x the mean over the negatives where ``normal`` takes means (every
 the sum over every pair where it sums (the authors' CDAE) -- Eq. 10 and 22 are sums, and one
 ``l2`` then weighs the same against DeCA's loss as against ``normal``'s. ``"authors"``: the DeCA
 authors' code on every backbone, whose CDAE branch (train.py:260-298) takes mean_pos + mean_neg
-although their ``normal`` CDAE sums; on the authors' CDAE that makes one ``l2`` weigh ~10^3-10^4
-times more against DeCA (docs/benchmarks-paper-tables.md, "CDAE's loss scale"). The fidelity
-bench runs ``"authors"``; on pairs backbones the two are the same computation.
+although their ``normal`` CDAE sums; on the authors' CDAE that makes one ``l2`` weigh about a
+batch's number of positives (~80,000 on ML-100K) times more against DeCA
+(docs/denoising-methods.md, "Backbone training recipes"). The fidelity bench runs ``"authors"``;
+on pairs backbones the two are the same computation.
 
 Hyperparameters: ``C0`` = C_DN (larger: an interacted item is more likely a real positive),
 ``C1`` = C_DP (larger: a missing interaction is more likely a real negative), section 5.3.2;
