@@ -238,7 +238,10 @@ def write_summary(experiment_dir: Path, search: list[dict], runs: list[dict], cu
     if timing:
         frames["timing"] = pd.DataFrame(timing_rows(timing))
     for name, frame in frames.items():
-        frame.to_csv(folder / f"{name}.csv", index=False)
+        # whole or not at all: --resume reads these back, and a run may be killed mid-write
+        tmp = folder / f"{name}.csv.tmp"
+        frame.to_csv(tmp, index=False)
+        tmp.replace(folder / f"{name}.csv")
     return frames
 
 
