@@ -280,7 +280,9 @@ def test_deca_reductions_agree_on_pairs():
 
 
 def test_loss_reduction_is_checked():
-    with pytest.raises(Exception, match="loss_reduction"):
+    from deca_tune.tasks.base import SpecError
+
+    with pytest.raises(SpecError, match="loss_reduction"):
         trainer(method="deca", loss_reduction="sum")
 
 
